@@ -1,0 +1,1 @@
+"""semrsm: semantic (permutation-invariant) representational similarity matrices."""

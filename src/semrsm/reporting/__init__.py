@@ -1,0 +1,1 @@
+"""semrsm.reporting"""

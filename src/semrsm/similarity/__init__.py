@@ -1,0 +1,1 @@
+"""Similarity engine: kernels, matchers, RSMs, CKA (torch/numpy only)."""
