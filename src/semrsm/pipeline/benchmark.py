@@ -1,0 +1,91 @@
+"""Benchmark (not a test): Lightning feature extraction into the store vs a bare ``torch.no_grad()`` forward loop
+over the same data loader. Target: ratio <= 1.10.
+
+    python -m semrsm.pipeline.benchmark [--backbone resnet18] [--images 200] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from semrsm.pipeline.extraction import extract_features, make_dataloader
+
+
+def bare_forward_seconds(
+    dataset: Dataset, backbone: torch.nn.Module, batch_size: int, num_workers: int
+) -> float:
+    """Seconds for one pass of the backbone over ``dataset`` (same loader and preprocessing as extraction)."""
+    loader = make_dataloader(
+        dataset, backbone.preprocess.transform(), batch_size=batch_size, num_workers=num_workers
+    )
+    backbone.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for batch in loader:
+            backbone(batch["image"])
+    return time.perf_counter() - start
+
+
+def benchmark_extraction(
+    dataset: Dataset,
+    backbone: torch.nn.Module,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    dtype: str = "float32",
+) -> dict[str, Any]:
+    """Time a bare forward loop and ``extract_features`` (into a fresh temporary store) on the same data.
+
+    Returns seconds for both and ``ratio`` = extraction / bare (after one warm-up batch)."""
+    warmup = make_dataloader(
+        dataset, backbone.preprocess.transform(), indices=range(min(len(dataset), batch_size))
+    )
+    with torch.no_grad():
+        backbone.eval()(next(iter(warmup))["image"])
+    bare = bare_forward_seconds(dataset, backbone, batch_size, num_workers)
+    with tempfile.TemporaryDirectory() as store:
+        start = time.perf_counter()
+        extract_features(
+            dataset,
+            backbone,
+            store,
+            {"benchmark": True},
+            dtype=dtype,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress_bar=False,
+        )
+        lightning = time.perf_counter() - start
+    return {"samples": len(dataset), "bare_s": bare, "extract_s": lightning, "ratio": lightning / bare}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from semrsm.data import synthetic_tinyimagenet
+    from semrsm.models import build_backbone
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet18", help="backbone name (random init)")
+    parser.add_argument("--images", type=int, default=200, help="synthetic validation images")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16"))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as root:
+        per_class = -(-args.images // 10)
+        dataset = synthetic_tinyimagenet(root, split="val", train_per_class=1, val_per_class=per_class)
+        torch.manual_seed(0)
+        backbone = build_backbone(args.backbone, pretrained=False)
+        result = benchmark_extraction(dataset, backbone, args.batch_size, args.num_workers, args.dtype)
+    print(
+        f"extraction {args.backbone} x {result['samples']} images: bare forward {result['bare_s']:.2f} s, "
+        f"Lightning + store {result['extract_s']:.2f} s, ratio {result['ratio']:.3f} (target <= 1.10)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Hydra glue: the run-directory resolver, building config nodes, file identities, and the checks Hydra does
+not make on a composed config."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from semrsm.pipeline.feature_store import DTYPES
+
+DIRNAME_RESOLVER = "semrsm.dirname"
+MAX_DIRNAME = 200
+FEATURE_OPTIONS = ("dtype", "batch_size", "num_workers", "shard_size", "progress_bar")
+
+# conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema, which then validates it: intended.
+# Set at import so that launcher worker processes (which import this module with the task) are quiet too.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
+
+
+def override_dirname(overrides: str) -> str:
+    """A safe directory name for Hydra's ``job.override_dirname`` ("default" when there are no overrides).
+
+    Path separators and whitespace become "_"; names longer than MAX_DIRNAME are cut and suffixed with a hash,
+    so distinct overrides stay distinct.
+    """
+    text = re.sub(r"[/\\\s]+", "_", str(overrides)).strip("._") or "default"
+    if len(text) > MAX_DIRNAME:
+        text = f"{text[: MAX_DIRNAME - 17]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return text
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolvers the configs use (idempotent)."""
+    if not OmegaConf.has_resolver(DIRNAME_RESOLVER):
+        OmegaConf.register_new_resolver(DIRNAME_RESOLVER, override_dirname)
+
+
+def build(node: DictConfig) -> Any:
+    """``instantiate(node)`` with plain Python containers as arguments; a ValueError or FileNotFoundError of
+    the target (bad option, missing data or weights) is raised as itself instead of Hydra's wrapper."""
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ValueError | FileNotFoundError):
+            raise error.__cause__ from None
+        raise
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def file_identities(*configs: Any) -> dict[str, list[int]]:
+    """[size, mtime_ns] of every existing file a config names (e.g. a checkpoint): retrained weights change it."""
+    files = {}
+    for text in (s for config in configs for s in _strings(config)):
+        path = Path(text)
+        if len(text) < 4096 and path.is_file():
+            stat = path.stat()
+            files[str(path.resolve())] = [stat.st_size, stat.st_mtime_ns]
+    return files
+
+
+def unknown_keys_error(where: str, unknown: Iterable[str], valid: Iterable[str]) -> ValueError:
+    """ValueError naming misspelt keys, the closest valid key for each, and all valid keys."""
+    valid = sorted(valid)
+    hints = []
+    for key in sorted(unknown):
+        close = difflib.get_close_matches(key, valid, n=1)
+        hints.append(f"{where}.{key}" + (f" (did you mean {where}.{close[0]}?)" if close else ""))
+    return ValueError(f"unknown key(s) {', '.join(hints)}; valid keys of {where}: {valid}")
+
+
+def check_keys(node: DictConfig, where: str, valid: Iterable[str]) -> None:
+    """Raise ``unknown_keys_error`` if ``node`` has keys outside ``valid``."""
+    valid = set(valid)
+    unknown = set(node.keys()) - valid
+    if unknown:
+        raise unknown_keys_error(where, unknown, valid)
+
+
+def validate_features(cfg: DictConfig) -> None:
+    """The shared ``features`` block: known keys, a storable dtype, positive sizes."""
+    features = cfg.features
+    check_keys(features, "features", FEATURE_OPTIONS)
+    if features.dtype not in DTYPES:
+        raise ValueError(f"features.dtype must be one of {list(DTYPES)}, got {features.dtype!r}")
+    for key, minimum in (("batch_size", 1), ("shard_size", 1), ("num_workers", 0)):
+        value = features[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"features.{key} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,169 @@
+"""The stage registry and the one runner every stage goes through.
+
+A stage is ``fn(cfg, ctx) -> dict of scalar summary metrics``, registered by name in a module
+``semrsm/pipeline/stage_<name>.py`` (found automatically)::
+
+    @register_stage("retrieval", options=("queries",))
+    def retrieval(cfg: DictConfig, ctx: RunContext) -> dict: ...
+
+``run_stage`` dispatches on ``cfg.experiment.stage``: it validates the config, skips a stage whose results for
+the same config are complete (unless ``force``), opens the configured logger on a temporary results directory,
+runs the stage, logs its summary and wall time, and publishes ``<run_dir>/results`` only on success. A failed
+stage leaves ``<run_dir>/results.failed`` (with status.json and the traceback) and the logger's wandb run
+finished; ``results`` is never half-written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from semrsm.pipeline.config import check_keys, file_identities, validate_features
+from semrsm.pipeline.feature_store import feature_key
+from semrsm.reporting.files import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+# Importing these registers the built-in stages: extract_stage and every ``semrsm.pipeline.stage_<name>``
+# module, so a new stage is one new module and needs no edit here or in experiments/run.py.
+STAGE_MODULE_PREFIX = "stage_"
+EXPERIMENT_KEYS = ("name", "stage")
+# Settings that change neither a stage's inputs nor its results: they do not invalidate finished results.
+VOLATILE_KEYS = ("logger", "force", "hydra")
+VOLATILE_FEATURE_KEYS = ("num_workers", "progress_bar", "batch_size", "shard_size")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a stage may use besides the config: where to write, how to log, where the caches live."""
+
+    run_dir: Path
+    output_dir: Path  # the stage's results directory (temporary until the stage succeeds)
+    logger: Any  # semrsm.reporting.run_logger.RunLogger (or anything with its interface)
+    cache_dir: Path
+    force: bool
+
+
+StageFn = Callable[[DictConfig, RunContext], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: StageFn
+    options: frozenset[str]
+
+
+_STAGES: dict[str, Stage] = {}
+
+
+def register_stage(name: str, options: Iterable[str] = ()) -> Callable[[StageFn], StageFn]:
+    """Decorator registering ``fn`` as stage ``name``; ``options`` are its keys under ``experiment``."""
+
+    def decorate(fn: StageFn) -> StageFn:
+        if name in _STAGES and _STAGES[name].run is not fn:
+            raise ValueError(f"stage {name!r} is already registered by {_STAGES[name].run.__module__}")
+        _STAGES[name] = Stage(name, fn, frozenset(options))
+        return fn
+
+    return decorate
+
+
+def available_stages() -> dict[str, Stage]:
+    """All registered stages (importing the built-in stage modules first)."""
+    package = importlib.import_module("semrsm.pipeline")
+    names = ["extract_stage"] + sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith(STAGE_MODULE_PREFIX)
+    )
+    for name in names:
+        importlib.import_module(f"semrsm.pipeline.{name}")
+    return dict(_STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    stages = available_stages()
+    if name not in stages:
+        raise ValueError(f"unknown stage {name!r} (experiment.stage); available stages: {sorted(stages)}")
+    return stages[name]
+
+
+def validate_config(cfg: DictConfig) -> Stage:
+    """Checks Hydra does not make: a registered stage, no misspelt experiment or features keys."""
+    stage = get_stage(cfg.experiment.stage)
+    check_keys(cfg.experiment, "experiment", {*EXPERIMENT_KEYS, *stage.options})
+    validate_features(cfg)
+    return stage
+
+
+def stage_fingerprint(cfg: DictConfig) -> str:
+    """Hash of everything in ``cfg`` that can change a stage's results, including the size and modification
+    time of every file it names (a retrained checkpoint at the same path invalidates finished results)."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in VOLATILE_KEYS:
+        plain.pop(key, None)
+    for key in VOLATILE_FEATURE_KEYS:
+        plain.get("features", {}).pop(key, None)
+    return feature_key({"config": plain, "files": file_identities(plain)})
+
+
+def completed_summary(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The summary of a finished stage in ``run_dir`` made with the same config, else None."""
+    marker = run_dir / "results" / "stage.json"
+    if not marker.is_file():
+        return None
+    record = json.loads(marker.read_text())
+    return record["summary"] if record.get("fingerprint") == fingerprint else None
+
+
+def run_stage(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Run the stage ``cfg.experiment.stage`` with results under ``<run_dir>/results``; returns its summary."""
+    stage = validate_config(cfg)
+    run_dir = Path(run_dir)
+    fingerprint = stage_fingerprint(cfg)
+    if not cfg.force and (done := completed_summary(run_dir, fingerprint)) is not None:
+        log.info("stage %s already complete in %s (force=true reruns it)", stage.name, run_dir / "results")
+        return done
+    for stale in run_dir.glob("results.partial-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    work = run_dir / f"results.partial-{os.getpid()}"
+    make_logger = instantiate(cfg.logger, _partial_=True)
+    name = cfg.logger.get("name") or f"{cfg.experiment.name}-{run_dir.name}"
+    logger = make_logger(out_dir=work, config=OmegaConf.to_container(cfg, resolve=True), name=name)
+    context = RunContext(run_dir, work, logger, Path(cfg.paths.cache_dir), bool(cfg.force))
+    start = time.perf_counter()
+    try:
+        with logger:
+            summary = {**stage.run(cfg, context), "stage_wall_time_s": time.perf_counter() - start}
+            logger.log_metrics(summary)
+            record = {"stage": stage.name, "fingerprint": fingerprint, "summary": summary}
+            atomic_write_json(work / "stage.json", record)
+    except BaseException:
+        _replace_dir(work, run_dir / "results.failed")
+        raise
+    _replace_dir(work, run_dir / "results")
+    shutil.rmtree(run_dir / "results.failed", ignore_errors=True)
+    log.info("stage %s done in %.1f s: %s", stage.name, summary["stage_wall_time_s"], run_dir / "results")
+    return summary
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``, replacing an existing ``target`` without ever showing a mix of both."""
+    if not source.exists():
+        return
+    old = target.with_name(f"{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(source, target)
+    shutil.rmtree(old, ignore_errors=True)

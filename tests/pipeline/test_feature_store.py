@@ -1,0 +1,108 @@
+"""Feature store: keys, round trip, resumable shards, atomic publication."""
+
+import json
+
+import numpy as np
+import pytest
+
+from semrsm.pipeline.feature_store import FeatureSet, ShardedFeatureWriter, feature_key, open_feature_set
+
+LAYOUTS = {"conv": "NCHW", "tok": "NTD"}
+N = 7
+
+
+def _rows(n=N):
+    rng = np.random.default_rng(1)
+    features = {"conv": rng.normal(size=(n, 3, 2, 2)), "tok": rng.normal(size=(n, 5, 4))}
+    logits = rng.normal(size=(n, 3))
+    samples = [{"id": f"s{i}", "label": i - 1, "objects": (i, 2), "meta": {"i": i}} for i in range(n)]
+    return features, logits, samples
+
+
+def _add(writer, idx, features, logits, samples):
+    writer.add(idx, {k: v[idx] for k, v in features.items()}, [samples[i] for i in idx], logits[idx])
+
+
+def test_feature_key_is_stable_and_order_independent():
+    assert feature_key({"a": 1, "b": [1, 2]}) == feature_key({"b": [1, 2], "a": 1})
+    assert feature_key({"a": 1}) != feature_key({"a": 2})
+    assert len(feature_key({})) == 16
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        feature_key({"a": object()})
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_round_trip_both_layouts(tmp_path, dtype):
+    features, logits, samples = _rows()
+    writer = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, dtype=dtype, shard_size=3, has_logits=True)
+    for idx in ([0, 1], [2, 3, 4], [5, 6]):  # batches straddle shard boundaries
+        _add(writer, idx, features, logits, samples)
+    fs = writer.finalize()
+    assert open_feature_set(tmp_path, writer.key).path == fs.path
+    assert fs.layers == ("conv", "tok") and fs.layouts == LAYOUTS and len(fs) == N
+    for layer, array in features.items():
+        stored = fs.layer(layer)
+        assert isinstance(stored, np.memmap) and stored.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(stored, array.astype(dtype))
+    np.testing.assert_array_equal(fs.logits, logits.astype(np.float32))
+    assert fs.ids == tuple(f"s{i}" for i in range(N))
+    np.testing.assert_array_equal(fs.labels, np.arange(N) - 1)
+    assert fs.objects[3] == (3, 2) and fs.meta[4] == {"i": 4}
+    manifest = json.loads((fs.path / "manifest.json").read_text())
+    assert manifest["shapes"] == {"conv": [N, 3, 2, 2], "tok": [N, 5, 4]} and manifest["key_config"] == {
+        "x": 1
+    }
+    assert not writer.partial_dir.exists()
+    with pytest.raises(ValueError, match="unknown layer 'nope'"):
+        fs.layer("nope")
+
+
+def test_shards_survive_a_kill_and_only_the_rest_is_pending(tmp_path):
+    features, logits, samples = _rows()
+    first = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    _add(first, [0, 1, 2, 3], features, logits, samples)  # shard 0 complete, shard 1 half done: "killed"
+    assert open_feature_set(tmp_path, first.key) is None
+    resumed = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    assert resumed.pending_indices() == [3, 4, 5, 6]
+    _add(resumed, [3, 4, 5, 6], features, logits, samples)
+    np.testing.assert_array_equal(resumed.finalize().layer("tok"), features["tok"].astype(np.float32))
+
+
+def test_changed_shard_plan_discards_old_shards(tmp_path):
+    features, logits, samples = _rows()
+    first = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    _add(first, [0, 1, 2], features, logits, samples)
+    other = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=2, has_logits=True)
+    assert other.pending_indices() == list(range(N))
+
+
+def test_finalize_refuses_missing_shards(tmp_path):
+    features, logits, samples = _rows()
+    writer = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    _add(writer, [0, 1, 2], features, logits, samples)
+    with pytest.raises(RuntimeError, match=r"shards \[1, 2\] not written"):
+        writer.finalize()
+    assert open_feature_set(tmp_path, writer.key) is None
+
+
+def test_bad_input_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        ShardedFeatureWriter(tmp_path, {}, N, LAYOUTS, dtype="float64")
+    with pytest.raises(ValueError, match="layouts must be one of"):
+        ShardedFeatureWriter(tmp_path, {}, N, {"a": "NHWC"})
+    writer = ShardedFeatureWriter(tmp_path, {}, N, LAYOUTS)
+    samples = [{"id": "a", "label": 0, "objects": (), "meta": {}}]
+    with pytest.raises(ValueError, match="layer 'conv': expected a NCHW array"):
+        writer.add([0], {"conv": np.zeros((1, 3, 2)), "tok": np.zeros((1, 2, 2))}, samples)
+    with pytest.raises(ValueError, match="expected"):
+        writer.add([0], {"conv": np.zeros((1, 3, 2, 2))}, samples)
+    with pytest.raises(ValueError, match="invalid for 7 samples"):
+        writer.add([9], {"conv": np.zeros((1, 3, 2, 2)), "tok": np.zeros((1, 2, 2))}, samples)
+    half = ShardedFeatureWriter(tmp_path, {"h": 1}, N, LAYOUTS, dtype="float16")
+    with pytest.raises(ValueError, match="overflows float16"):
+        half.add([0], {"conv": np.full((1, 3, 2, 2), 1e6), "tok": np.zeros((1, 2, 2))}, samples)
+
+
+def test_missing_feature_set_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no complete feature set"):
+        FeatureSet(tmp_path / "nothing")

@@ -1,0 +1,63 @@
+"""experiments/run.py end to end: the extract stage on the synthetic dataset with a random-init ResNet18."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semrsm.pipeline.feature_store import FeatureSet
+
+RUN = Path(__file__).resolve().parents[2] / "experiments" / "run.py"
+ARGS = [
+    "experiment=extract",
+    "dataset=synthetic",
+    "backbone=resnet18",
+    "backbone.pretrained=false",
+    "dataset.num_classes=3",
+    "dataset.train_per_class=1",
+    "dataset.val_per_class=2",
+    "features.batch_size=4",
+    "features.progress_bar=false",
+]
+
+
+def _run(tmp_path, *args):
+    env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, str(RUN), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    return done
+
+
+@pytest.mark.slow
+def test_extract_stage_writes_features_and_logs_them(tmp_path):
+    done = _run(tmp_path, *ARGS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "runs" / "extract").iterdir()
+    assert "backbone.pretrained=false" in run_dir.name and (run_dir / ".hydra" / "config.yaml").is_file()
+    results = run_dir / "results"
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert metrics["num_samples"] == metrics["computed_samples"] == 6 and metrics["num_layers"] == 4
+    assert json.loads((results / "status.json").read_text())["status"] == "ok"
+    table = (results / "tables" / "features.csv").read_text()
+    assert "layer4,NCHW,6x512x7x7,float32" in table
+    features = FeatureSet(metrics["feature_dir"])
+    assert Path(metrics["feature_dir"]).parent == tmp_path / "outputs" / "cache" / "features"
+    assert features.layer("layer1").shape == (6, 64, 56, 56) and features.logits.shape[0] == 6
+    assert np.isfinite(features.layer("layer4")).all()
+
+    again = _run(tmp_path, *ARGS)  # same command: the finished stage is not rerun
+    assert again.returncode == 0 and "already complete" in again.stdout + again.stderr
+
+
+def test_unknown_option_fails_listing_choices(tmp_path):
+    done = _run(tmp_path, "backbone=resnet19")
+    assert (
+        done.returncode != 0
+        and "Available options in 'backbone'" in done.stderr
+        and "resnet18" in done.stderr
+    )
