@@ -1,1 +1,23 @@
 """Similarity engine: kernels, matchers, RSMs, CKA (torch/numpy only)."""
+
+from semrsm.similarity.api import match, rsms_from_scores, semantic_rsm, spatio_semantic_rsm
+from semrsm.similarity.cka import cka
+from semrsm.similarity.engine import MatchedScores, Tile, matched_scores, plan_tiles
+from semrsm.similarity.kernels import KERNELS
+from semrsm.similarity.matchers import MATCHERS, Matcher, get_matcher
+
+__all__ = [
+    "KERNELS",
+    "MATCHERS",
+    "MatchedScores",
+    "Matcher",
+    "Tile",
+    "cka",
+    "get_matcher",
+    "match",
+    "matched_scores",
+    "plan_tiles",
+    "rsms_from_scores",
+    "semantic_rsm",
+    "spatio_semantic_rsm",
+]
