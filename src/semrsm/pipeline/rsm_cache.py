@@ -1,0 +1,162 @@
+"""RSM cache: the engine's matched scores per (feature set, layer, matcher), reused by every stage and sweep.
+
+One entry ``<cache_dir>/rsm/<key>.npz`` holds the matched inner products (N, N) and squared norms (N,) of one
+layer under one matcher (``identity`` for the spatio-semantic RSM), so every kernel comes from one matching.
+Entries are written atomically under an inter-process lock (parallel sweep jobs wait instead of recomputing)
+and recomputed only when ``force`` is set. Also the small helpers every RSM stage shares: which layers to use,
+their spatial size, and the config columns of a results table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
+from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+SPATIO_SEMANTIC = "identity"
+
+
+def rsm_cache_dir(cfg: DictConfig) -> Path:
+    """Directory of the RSM cache: ``<cfg.paths.cache_dir>/rsm``."""
+    return Path(cfg.paths.cache_dir) / "rsm"
+
+
+def matcher_choice(cfg: DictConfig, invariant: bool) -> tuple[str, dict[str, Any]]:
+    """(matcher name, resolved options): ``cfg.matcher`` for the semantic RSM, identity for the spatio-semantic."""
+    if not isinstance(invariant, bool):
+        raise ValueError(f"invariant must be True or False, got {invariant!r}")
+    if not invariant:
+        return SPATIO_SEMANTIC, {}
+    options = OmegaConf.to_container(cfg.matcher, resolve=True)
+    name = options.pop("name")
+    return name, get_matcher(name).check_options(options)
+
+
+def rsm_cache_key(features_key: str, layer: str, matcher: str, options: Mapping[str, Any]) -> str:
+    """Cache key of one layer's matched scores: a hash of the feature set, layer, matcher and its options."""
+    return feature_key(
+        {
+            "format": CACHE_FORMAT,
+            "features": features_key,
+            "layer": layer,
+            "matcher": matcher,
+            "options": dict(options),
+        }
+    )
+
+
+def _save(path: Path, matched: MatchedScores) -> None:
+    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, scores=matched.scores.numpy(), sq_norms=matched.sq_norms.numpy())
+    os.replace(tmp, path)
+
+
+def _load(path: Path, num_samples: int) -> MatchedScores:
+    with np.load(path) as data:
+        scores, sq_norms = data["scores"], data["sq_norms"]
+    if scores.shape != (num_samples, num_samples) or sq_norms.shape != (num_samples,):
+        raise ValueError(
+            f"RSM cache entry {path} holds scores of shape {scores.shape} for {num_samples} samples; "
+            "delete it or rerun with force=true"
+        )
+    return MatchedScores(torch.from_numpy(scores), torch.from_numpy(sq_norms))
+
+
+def layer_scores(
+    cfg: DictConfig,
+    features: FeatureSet,
+    layer: str,
+    invariant: bool,
+    *,
+    force: bool | None = None,
+    progress: bool = True,
+) -> MatchedScores:
+    """Matched scores of ``layer`` (semantic with ``cfg.matcher`` if ``invariant``, else spatio-semantic),
+    from the cache or computed into it. ``force`` (default ``cfg.force``) recomputes; ``progress`` shows a bar."""
+    if layer not in features.layers:
+        raise ValueError(
+            f"unknown layer {layer!r}; the feature set {features.key} has {list(features.layers)}"
+        )
+    matcher, options = matcher_choice(cfg, invariant)
+    force = bool(cfg.get("force", False)) if force is None else force
+    root = rsm_cache_dir(cfg)
+    key = rsm_cache_key(features.key, layer, matcher, options)
+    path = root / f"{key}.npz"
+    with store_lock(root, key):
+        if path.is_file() and not force:
+            log.info("layer %s, %s: cached scores %s", layer, matcher, path.name)
+            return _load(path, len(features))
+        log.info("layer %s, %s: matching %d samples", layer, matcher, len(features))
+        reps = np.array(features.layer(layer))  # into memory (the engine wants a writable array)
+        matched = matched_scores(reps, matcher, progress=progress, **options)
+        _save(path, matched)
+    return matched
+
+
+def layer_rsms(
+    cfg: DictConfig,
+    features: FeatureSet,
+    layer: str,
+    invariant: bool,
+    kernels: Sequence[str] | None = None,
+    *,
+    force: bool | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """RSMs (N, N) float64 of ``layer`` per kernel name (default ``[cfg.kernel.name]``), all from one cached
+    matching: semantic (``cfg.matcher``) if ``invariant``, else spatio-semantic. RBF uses ``cfg.kernel.sigma``
+    when the configured kernel sets one, else the median heuristic."""
+    names = [cfg.kernel.name] if kernels is None else list(kernels)
+    if not names:
+        raise ValueError("kernels: empty list of kernel names")
+    matched = layer_scores(cfg, features, layer, invariant, force=force, progress=progress)
+    sigma = cfg.kernel.get("sigma") if cfg.kernel.name == "rbf" else None
+    rsms = rsms_from_scores(matched, names, sigma)
+    return {name: rsm.numpy() for name, rsm in rsms.items()}
+
+
+def select_layers(features: FeatureSet, layers: Iterable[str] | None) -> list[str]:
+    """The requested layers (an experiment's ``layers`` option) in the given order; None = all tapped layers."""
+    if layers is None:
+        return list(features.layers)
+    chosen = [layers] if isinstance(layers, str) else list(layers)
+    if not chosen:
+        raise ValueError("layers: empty list; give layer names or null for all tapped layers")
+    unknown = [layer for layer in chosen if layer not in features.layers]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {unknown}; this backbone taps {list(features.layers)}")
+    return chosen
+
+
+def spatial_size(features: FeatureSet, layer: str) -> int:
+    """Positions per sample of ``layer``: H * W for NCHW maps, T for NTD tokens."""
+    shape = features.layer(layer).shape
+    return int(shape[2] * shape[3]) if features.layouts[layer] == "NCHW" else int(shape[1])
+
+
+def config_choice(cfg: DictConfig, group: str) -> str:
+    """The option chosen for config ``group`` (e.g. "resnet18_tinyimagenet" for backbone=resnet18_tinyimagenet)
+    inside a Hydra app, so results tables agree with sweep overrides; else the group's ``name``."""
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice is not None:
+            return str(choice)
+    return str(cfg[group].name)
+
+
+def result_keys(cfg: DictConfig) -> dict[str, str]:
+    """The dataset, backbone, kernel and matcher columns of a stage's results table."""
+    return {group: config_choice(cfg, group) for group in ("dataset", "backbone", "kernel", "matcher")}

@@ -1,0 +1,104 @@
+"""The ``layers_cka`` stage (claim C6): how alike the semantic and the spatio-semantic RSM are, layer by layer.
+
+For layers a, b it computes CKA(semantic RSM of a, spatio-semantic RSM of b). The diagonal (same layer) goes to
+``tables/layers_cka.csv`` with each layer's spatial size, the full matrix to ``tables/layers_cka_matrix.csv``
+(long format). C6 expects the diagonal to rise as the spatial size shrinks: Spearman(spatial_size, cka) < 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from scipy import stats
+
+from semrsm.pipeline.extract_stage import load_features
+from semrsm.pipeline.rsm_cache import layer_rsms, result_keys, select_layers, spatial_size
+from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.reporting.figures import cka_heatmap, metric_lines
+from semrsm.similarity import cka
+
+log = logging.getLogger(__name__)
+
+
+def cka_matrix(
+    semantic: Mapping[str, np.ndarray], spatio_semantic: Mapping[str, np.ndarray], debiased: bool = False
+) -> np.ndarray:
+    """(L, L) matrix: entry [a, b] = CKA(semantic[layer a], spatio_semantic[layer b]), layers in mapping order."""
+    if list(semantic) != list(spatio_semantic):
+        raise ValueError(
+            f"layers differ: semantic {list(semantic)} vs spatio-semantic {list(spatio_semantic)}"
+        )
+    return np.array(
+        [
+            [cka(row, column, debiased=debiased) for column in spatio_semantic.values()]
+            for row in semantic.values()
+        ]
+    )
+
+
+def size_trend(sizes: Sequence[int], values: Sequence[float]) -> float:
+    """Spearman correlation of spatial size vs value; NaN when the sizes (or values) do not vary."""
+    if len(set(sizes)) < 2 or len(set(values)) < 2:
+        return math.nan
+    return float(stats.spearmanr(sizes, values).statistic)
+
+
+def _matrix_table(matrix: np.ndarray, layers: Sequence[str], keys: Mapping[str, Any]) -> pd.DataFrame:
+    rows = [
+        {**keys, "semantic_layer": a, "spatio_semantic_layer": b, "cka": float(matrix[i, j])}
+        for i, a in enumerate(layers)
+        for j, b in enumerate(layers)
+    ]
+    return pd.DataFrame(rows)
+
+
+@register_stage("layers_cka", options=("layers", "debiased"))
+def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """CKA of semantic vs spatio-semantic RSMs per layer and per layer pair; tables, heatmap and trend line."""
+    debiased = cfg.experiment.debiased
+    if not isinstance(debiased, bool):
+        raise ValueError(f"experiment.debiased must be true or false, got {debiased!r}")
+    features = load_features(cfg, force=ctx.force)
+    layers = select_layers(features, cfg.experiment.layers)
+    kernel, progress = cfg.kernel.name, bool(cfg.features.progress_bar)
+    semantic, spatio_semantic, sizes = {}, {}, []
+    for index, layer in enumerate(layers, 1):
+        sizes.append(spatial_size(features, layer))
+        log.info("layers_cka: layer %s (%d/%d, %d positions)", layer, index, len(layers), sizes[-1])
+        semantic[layer] = layer_rsms(cfg, features, layer, True, [kernel], progress=progress)[kernel]
+        spatio_semantic[layer] = layer_rsms(cfg, features, layer, False, [kernel], progress=progress)[kernel]
+    matrix = cka_matrix(semantic, spatio_semantic, debiased)
+    keys = result_keys(cfg)
+    diagonal = pd.DataFrame(
+        [
+            {**keys, "layer": layer, "layer_index": i, "spatial_size": size, "cka": float(matrix[i, i])}
+            for i, (layer, size) in enumerate(zip(layers, sizes, strict=True))
+        ]
+    )
+    ctx.logger.log_table("layers_cka", diagonal)
+    ctx.logger.log_table("layers_cka_matrix", _matrix_table(matrix, layers, keys))
+    title = f"{keys['backbone']} on {keys['dataset']} ({kernel}, {keys['matcher']})"
+    labels = [f"{layer} (S={size})" for layer, size in zip(layers, sizes, strict=True)]
+    heatmap = cka_heatmap(matrix, labels, labels, title=f"semantic (rows) vs spatio-semantic: {title}")
+    ctx.logger.log_figure("cka_matrix", heatmap)
+    if len(layers) > 1:
+        lines = metric_lines(diagonal, x="spatial_size", y="cka", hue="kernel", title=title)
+        ctx.logger.log_figure("cka_vs_spatial_size", lines)
+    trend = size_trend(sizes, diagonal["cka"].tolist())
+    return {
+        "num_samples": len(features),
+        "num_layers": len(layers),
+        "spearman_spatial_size_cka": trend,
+        "c6_confirmed": bool(trend < 0),  # False also when undefined (NaN): every layer has one size
+        "cka_first_layer": float(matrix[0, 0]),
+        "cka_last_layer": float(matrix[-1, -1]),
+        "cka_mean": float(np.diag(matrix).mean()),
+        **{f"{layer}/cka": float(matrix[i, i]) for i, layer in enumerate(layers)},
+        "feature_key": features.key,
+    }

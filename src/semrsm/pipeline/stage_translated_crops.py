@@ -1,0 +1,136 @@
+"""The ``translated_crops`` stage (claim C1, the paper's Fig. 1): crops of one image stay similar only when the
+RSM is invariant to spatial permutations.
+
+Per layer it compares the spatio-semantic RSM (flattened maps) with the semantic RSM (``cfg.matcher``) of
+overlapping crops: heatmaps with samples ordered by source image, value distributions of same-image vs
+different-image pairs, and their AUROC and means -> ``tables/crops_separation.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from semrsm.metrics import group_separation
+from semrsm.pipeline.extract_stage import load_features
+from semrsm.pipeline.feature_store import FeatureSet
+from semrsm.pipeline.rsm_cache import layer_rsms, result_keys, select_layers, spatial_size
+from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.reporting.figures import rsm_heatmaps, value_distributions
+
+log = logging.getLogger(__name__)
+
+RSM_TYPES = ("spatio_semantic", "semantic")  # spatio-semantic first: the baseline, shown on the left
+
+
+def crop_groups(features: FeatureSet, dataset: str = "dataset") -> np.ndarray:
+    """Source-image index of every sample (``meta["group"]`` of a translated-crops view), int64 (N,).
+
+    Raises ValueError if a sample has no group or no image contributes two crops.
+    """
+    missing = [features.ids[i] for i, meta in enumerate(features.meta) if "group" not in meta]
+    if missing:
+        raise ValueError(
+            f"{dataset!r} is not a translated-crops view: samples {missing[:3]} have no meta 'group' "
+            "(use dataset=synthetic_crops, photos_crops or tinyimagenet_crops)"
+        )
+    groups = np.asarray([meta["group"] for meta in features.meta], dtype=np.int64)
+    counts = np.unique(groups, return_counts=True)[1]
+    if counts.max() < 2 or len(counts) < 2:
+        raise ValueError(
+            f"{dataset!r}: need at least two source images and two crops of one image, got "
+            f"{len(counts)} image(s) with at most {counts.max()} crop(s)"
+        )
+    return groups
+
+
+def figure_name(prefix: str, layer: str) -> str:
+    """A file-safe figure name ``<prefix>_<layer>``."""
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_.-]', '_', layer)}"
+
+
+def separation_rows(rsms: Mapping[str, np.ndarray], groups: np.ndarray, **keys: Any) -> list[dict[str, Any]]:
+    """One row per RSM type: ``keys``, rsm, auroc (same-image vs different-image pairs), same/different stats."""
+    rows = []
+    for rsm_type, rsm in rsms.items():
+        separation = group_separation(rsm, groups).to_dict()
+        rows.append(
+            {
+                **keys,
+                "rsm": rsm_type,
+                "auroc": separation["auroc"],
+                "same_mean": separation["same_mean"],
+                "different_mean": separation["different_mean"],
+                "same_std": separation["same_std"],
+                "different_std": separation["different_std"],
+                "n_same": separation["same_n"],
+                "n_different": separation["different_n"],
+            }
+        )
+    return rows
+
+
+def c1_holds(table: pd.DataFrame) -> bool:
+    """Whether, in every layer, the semantic RSM has the higher AUROC and the higher same-image mean."""
+    wide = table.pivot(index="layer", columns="rsm", values=["auroc", "same_mean"])
+    better = (wide["auroc", "semantic"] > wide["auroc", "spatio_semantic"]) & (
+        wide["same_mean", "semantic"] > wide["same_mean", "spatio_semantic"]
+    )
+    return bool(better.all())
+
+
+def _layer_summary(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, float]:
+    summary = {}
+    for row in table.itertuples():
+        summary[f"{row.layer}/auroc_{row.rsm}"] = row.auroc
+        summary[f"{row.layer}/same_mean_{row.rsm}"] = row.same_mean
+    gains = [
+        summary[f"{layer}/auroc_semantic"] - summary[f"{layer}/auroc_spatio_semantic"] for layer in layers
+    ]
+    summary["min_auroc_gain"] = float(min(gains))
+    return summary
+
+
+@register_stage("translated_crops", options=("layers",))
+def translated_crops(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """Spatio-semantic vs semantic RSMs of translated crops per layer; table, heatmaps and distributions."""
+    features = load_features(cfg, force=ctx.force)
+    groups = crop_groups(features, cfg.dataset.name)
+    order = np.argsort(groups, kind="stable")
+    layers = select_layers(features, cfg.experiment.layers)
+    columns = result_keys(cfg)
+    kernel = cfg.kernel.name
+    progress = bool(cfg.features.progress_bar)
+    rows = []
+    for index, layer in enumerate(layers, 1):
+        size = spatial_size(features, layer)
+        log.info("translated_crops: layer %s (%d/%d, %d positions)", layer, index, len(layers), size)
+        rsms = {
+            rsm_type: layer_rsms(cfg, features, layer, rsm_type == "semantic", [kernel], progress=progress)[
+                kernel
+            ]
+            for rsm_type in RSM_TYPES
+        }
+        keys = {**columns, "layer": layer, "spatial_size": size}
+        rows += separation_rows(rsms, groups, **keys)
+        title = f"{columns['backbone']} {layer} ({kernel}, {columns['matcher']})"
+        ordered = {name: rsm[np.ix_(order, order)] for name, rsm in rsms.items()}
+        ctx.logger.log_figure(figure_name("rsm", layer), rsm_heatmaps(ordered, title=title))
+        distributions = value_distributions(rsms, groups, ("same image", "different image"), title=title)
+        ctx.logger.log_figure(figure_name("distributions", layer), distributions)
+    table = pd.DataFrame(rows)
+    ctx.logger.log_table("crops_separation", table)
+    return {
+        "num_samples": len(features),
+        "num_images": int(len(np.unique(groups))),
+        "num_layers": len(layers),
+        "c1_confirmed": c1_holds(table),
+        **_layer_summary(table, layers),
+        "feature_key": features.key,
+    }

@@ -1,0 +1,138 @@
+"""The layers_cka stage (claim C6) end to end on tiny synthetic data, and its helpers."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from scipy import stats
+
+from semrsm.pipeline.config import register_resolvers
+from semrsm.pipeline.stage_layers_cka import cka_matrix, size_trend
+from semrsm.pipeline.stages import run_stage
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = str(REPO / "conf")
+CONTRACT = {"dataset", "backbone", "layer", "spatial_size", "kernel", "matcher", "cka"}
+TINY = [
+    "experiment=layers_cka",
+    "logger=none",
+    "backbone.pretrained=false",
+    "dataset.num_classes=3",
+    "dataset.train_per_class=1",
+    "dataset.val_per_class=4",
+    "features.batch_size=16",
+    "features.progress_bar=false",
+]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("cka")
+
+
+def run(root, run_name, *overrides):
+    """Compose the tiny layers_cka config (paths under ``root``), run it in ``root/run_name``."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.root_dir={root}", *TINY, *overrides])
+    run_dir = root / run_name
+    return run_stage(cfg, run_dir), run_dir / "results"
+
+
+@pytest.fixture(scope="module")
+def resnet_run(root):
+    return run(root, "resnet18")
+
+
+def tables(results):
+    diagonal = pd.read_csv(results / "tables" / "layers_cka.csv")
+    matrix = pd.read_csv(results / "tables" / "layers_cka_matrix.csv")
+    return diagonal, matrix
+
+
+@pytest.mark.slow
+def test_conv_backbone_tables_figures_and_summary(resnet_run):
+    summary, results = resnet_run
+    diagonal, matrix = tables(results)
+    assert CONTRACT <= set(diagonal.columns)
+    assert diagonal["layer"].tolist() == ["layer1", "layer2", "layer3", "layer4"]
+    assert diagonal["spatial_size"].tolist() == [256, 64, 16, 4]
+    assert set(diagonal["dataset"]) == {"synthetic"} and set(diagonal["matcher"]) == {"hungarian"}
+    assert diagonal["cka"].between(-1, 1).all() and not diagonal["cka"].isna().any()
+    assert len(matrix) == 16 and matrix["cka"].between(-1, 1).all()
+    same = matrix[matrix["semantic_layer"] == matrix["spatio_semantic_layer"]]
+    np.testing.assert_allclose(same["cka"].to_numpy(), diagonal["cka"].to_numpy())
+    expected = stats.spearmanr(diagonal["spatial_size"], diagonal["cka"]).statistic
+    assert summary["spearman_spatial_size_cka"] == pytest.approx(expected)
+    assert summary["c6_confirmed"] == (expected < 0)
+    assert summary["cka_first_layer"] == pytest.approx(diagonal["cka"].iloc[0])
+    assert summary["layer3/cka"] == pytest.approx(diagonal["cka"].iloc[2])
+    assert summary["num_samples"] == 12 and summary["num_layers"] == 4
+    for name in ("cka_matrix", "cka_vs_spatial_size"):
+        assert (results / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_identity_matcher_makes_both_rsms_equal(root, resnet_run):
+    summary, results = run(root, "identity", "matcher=identity", "kernel=rbf", "experiment.debiased=true")
+    diagonal, matrix = tables(results)
+    np.testing.assert_allclose(diagonal["cka"], 1.0, atol=1e-9)
+    off = matrix[matrix["semantic_layer"] != matrix["spatio_semantic_layer"]]
+    assert (off["cka"] < 1 - 1e-6).all()
+    assert set(diagonal["kernel"]) == {"rbf"} and summary["cka_mean"] == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_token_backbone_has_one_spatial_size(root):
+    overrides = ["backbone=vit_tiny", "backbone.num_classes=3", "experiment.layers=[blocks.5,blocks.11]"]
+    summary, results = run(root, "vit", *overrides, "matcher=greedy")
+    diagonal, matrix = tables(results)
+    assert diagonal["layer"].tolist() == ["blocks.5", "blocks.11"] and set(diagonal["spatial_size"]) == {64}
+    assert len(matrix) == 4 and diagonal["cka"].between(-1, 1).all()
+    assert math.isnan(summary["spearman_spatial_size_cka"]) and summary["c6_confirmed"] is False
+    assert json.loads((results / "metrics.json").read_text())["spearman_spatial_size_cka"] is None
+
+
+@pytest.mark.slow
+def test_cli_names_the_chosen_backbone_and_reuses_the_caches(root, resnet_run):
+    env = {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, str(REPO / "experiments" / "run.py"), *TINY, "backbone=resnet18_tinyimagenet"]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results,) = (root / "outputs" / "runs" / "layers_cka").glob("*/results")
+    diagonal, _ = tables(results)
+    assert set(diagonal["backbone"]) == {"resnet18_tinyimagenet"}  # what a sweep override calls it
+    np.testing.assert_allclose(diagonal["cka"], tables(resnet_run[1])[0]["cka"])  # same features and RSMs
+    assert "matching" not in done.stderr  # every matching came from the RSM cache
+
+
+@pytest.mark.slow
+def test_bad_debiased_option_fails(root, resnet_run):
+    with pytest.raises(ValueError, match="experiment.debiased must be true or false, got 'yes'"):
+        run(root, "bad", "experiment.debiased=yes")
+
+
+def test_cka_matrix_compares_semantic_rows_with_spatio_semantic_columns():
+    rng = np.random.default_rng(0)
+    grams = [x @ x.T for x in (rng.normal(size=(8, 3)), rng.normal(size=(8, 5)))]
+    matrix = cka_matrix({"a": grams[0], "b": grams[1]}, {"a": grams[0], "b": grams[1]})
+    np.testing.assert_allclose(np.diag(matrix), 1.0)
+    assert matrix[0, 1] == pytest.approx(matrix[1, 0]) and matrix[0, 1] < 0.99
+    swapped = cka_matrix({"a": grams[0], "b": grams[1]}, {"a": grams[1], "b": grams[0]})
+    np.testing.assert_allclose(swapped, matrix[:, ::-1])
+    with pytest.raises(ValueError, match="layers differ"):
+        cka_matrix({"a": grams[0]}, {"b": grams[0]})
+
+
+def test_size_trend():
+    assert size_trend([256, 64, 16, 4], [0.2, 0.4, 0.5, 0.9]) == pytest.approx(-1.0)
+    assert size_trend([256, 64, 16], [0.9, 0.1, 0.5]) == pytest.approx(0.5)
+    assert math.isnan(size_trend([64, 64], [0.2, 0.4]))
+    assert math.isnan(size_trend([64, 16], [0.5, 0.5]))

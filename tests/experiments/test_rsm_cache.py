@@ -1,0 +1,192 @@
+"""The RSM cache: one matching per (features, layer, matcher) serves every kernel, reused until forced."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from semrsm.pipeline import rsm_cache
+from semrsm.pipeline.feature_store import ShardedFeatureWriter
+from semrsm.pipeline.rsm_cache import (
+    layer_rsms,
+    layer_scores,
+    matcher_choice,
+    result_keys,
+    rsm_cache_dir,
+    rsm_cache_key,
+    select_layers,
+    spatial_size,
+)
+from semrsm.similarity import semantic_rsm, spatio_semantic_rsm
+
+N = 6
+
+
+@pytest.fixture
+def features(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "conv": np.maximum(rng.normal(size=(N, 4, 3, 3)), 0).astype(np.float32),
+        "tokens": rng.normal(size=(N, 5, 3)).astype(np.float32),
+    }
+    writer = ShardedFeatureWriter(tmp_path / "features", {"test": 1}, N, {"conv": "NCHW", "tokens": "NTD"})
+    samples = [{"id": f"s{i}", "label": 0, "objects": [], "meta": {}} for i in range(N)]
+    writer.add(np.arange(N), arrays, samples)
+    return writer.finalize()
+
+
+def make_cfg(tmp_path, kernel="cosine", matcher=None, **extra):
+    return OmegaConf.create(
+        {
+            "paths": {"cache_dir": str(tmp_path / "cache")},
+            "kernel": {"name": kernel, "sigma": None} if kernel == "rbf" else {"name": kernel},
+            "matcher": matcher or {"name": "hungarian"},
+            "force": False,
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def count_matchings(monkeypatch):
+    calls = []
+    original = rsm_cache.matched_scores
+
+    def counting(reps, matcher, **kwargs):
+        calls.append(matcher)
+        return original(reps, matcher, **kwargs)
+
+    monkeypatch.setattr(rsm_cache, "matched_scores", counting)
+    return calls
+
+
+@pytest.mark.parametrize("layer", ["conv", "tokens"])
+def test_rsms_equal_the_engine_for_both_layouts(tmp_path, features, layer):
+    cfg = make_cfg(tmp_path)
+    reps = np.array(features.layer(layer))
+    semantic = layer_rsms(cfg, features, layer, True, ["cosine", "linear"], progress=False)
+    flat = layer_rsms(cfg, features, layer, False, ["cosine", "linear"], progress=False)
+    for kernel in ("cosine", "linear"):
+        np.testing.assert_allclose(
+            semantic[kernel], semantic_rsm(reps, kernel, "hungarian").numpy(), atol=1e-9
+        )
+        np.testing.assert_allclose(flat[kernel], spatio_semantic_rsm(reps, kernel).numpy(), atol=1e-9)
+    assert (semantic["linear"] >= flat["linear"] - 1e-6).all()  # the optimal matching never scores below none
+    assert not np.allclose(semantic["linear"], flat["linear"])
+
+
+def test_one_matching_serves_all_kernels_and_is_reused(tmp_path, features, count_matchings):
+    cfg = make_cfg(tmp_path)
+    first = layer_rsms(cfg, features, "conv", True, progress=False)
+    assert list(first) == ["cosine"] and first["cosine"].shape == (N, N)
+    again = layer_rsms(cfg, features, "conv", True, ["linear", "cosine", "rbf"], progress=False)
+    np.testing.assert_array_equal(again["cosine"], first["cosine"])
+    assert count_matchings == ["hungarian"]
+    entries = sorted(p.name for p in rsm_cache_dir(cfg).iterdir() if p.suffix == ".npz")
+    assert entries == [f"{rsm_cache_key(features.key, 'conv', 'hungarian', {})}.npz"]
+
+
+def test_force_recomputes(tmp_path, features, count_matchings):
+    cfg = make_cfg(tmp_path)
+    layer_scores(cfg, features, "conv", False, progress=False)
+    layer_scores(cfg, features, "conv", False, progress=False)
+    layer_scores(cfg, features, "conv", False, force=True, progress=False)
+    layer_scores(make_cfg(tmp_path, force=True), features, "conv", False, progress=False)
+    assert count_matchings == ["identity"] * 3
+
+
+def test_keys_separate_matchers_options_and_layers(tmp_path, features, count_matchings):
+    window2 = make_cfg(tmp_path, matcher={"name": "batch_optimal", "window": 2})
+    window4 = make_cfg(tmp_path, matcher={"name": "batch_optimal", "window": 4})
+    for cfg in (window2, window4):
+        for layer in ("conv", "tokens"):
+            layer_scores(cfg, features, layer, True, progress=False)
+            layer_scores(cfg, features, layer, False, progress=False)
+    # the spatio-semantic entry ignores the configured matcher: computed once per layer
+    assert count_matchings.count("batch_optimal") == 4 and count_matchings.count("identity") == 2
+    assert matcher_choice(window2, True) == ("batch_optimal", {"window": 2})
+    assert matcher_choice(window2, False) == ("identity", {})
+
+
+def test_rbf_uses_the_configured_sigma(tmp_path, features):
+    cfg = make_cfg(tmp_path, "rbf")
+    cfg.kernel.sigma = 0.5
+    fixed = layer_rsms(cfg, features, "tokens", False, progress=False)["rbf"]
+    expected = spatio_semantic_rsm(np.array(features.layer("tokens")), "rbf", sigma=0.5).numpy()
+    np.testing.assert_allclose(fixed, expected, atol=1e-12)
+    cfg.kernel.sigma = None
+    assert not np.allclose(layer_rsms(cfg, features, "tokens", False, progress=False)["rbf"], fixed)
+
+
+def test_cache_leaves_no_temporary_files(tmp_path, features):
+    cfg = make_cfg(tmp_path)
+    layer_scores(cfg, features, "conv", True, progress=False)
+    names = [p.name for p in rsm_cache_dir(cfg).iterdir()]
+    assert not [name for name in names if "tmp" in name]
+
+
+def test_bad_input_raises(tmp_path, features):
+    cfg = make_cfg(tmp_path)
+    with pytest.raises(ValueError, match="unknown layer 'fc'"):
+        layer_rsms(cfg, features, "fc", True)
+    with pytest.raises(ValueError, match="invariant must be True or False"):
+        layer_rsms(cfg, features, "conv", "yes")
+    with pytest.raises(ValueError, match="empty list of kernel names"):
+        layer_rsms(cfg, features, "conv", True, [])
+    with pytest.raises(ValueError, match="unknown kernel 'gauss'"):
+        layer_rsms(cfg, features, "conv", True, ["gauss"])
+    with pytest.raises(ValueError, match="unknown option"):
+        layer_rsms(make_cfg(tmp_path, matcher={"name": "greedy", "window": 3}), features, "conv", True)
+    with pytest.raises(ValueError, match="unknown matcher 'fast'"):
+        layer_rsms(make_cfg(tmp_path, matcher={"name": "fast"}), features, "conv", True)
+
+
+def test_corrupt_shape_entry_is_reported(tmp_path, features):
+    cfg = make_cfg(tmp_path)
+    path = rsm_cache_dir(cfg) / f"{rsm_cache_key(features.key, 'conv', 'identity', {})}.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, scores=np.zeros((2, 2)), sq_norms=np.ones(2))
+    with pytest.raises(ValueError, match="force=true"):
+        layer_scores(cfg, features, "conv", False, progress=False)
+
+
+def test_select_layers_and_spatial_size(features):
+    assert select_layers(features, None) == ["conv", "tokens"]
+    assert select_layers(features, ["tokens"]) == ["tokens"]
+    assert select_layers(features, "conv") == ["conv"]
+    with pytest.raises(ValueError, match=r"unknown layer\(s\) \['fc'\]"):
+        select_layers(features, ["conv", "fc"])
+    with pytest.raises(ValueError, match="empty list"):
+        select_layers(features, [])
+    assert spatial_size(features, "conv") == 9 and spatial_size(features, "tokens") == 5
+
+
+@pytest.fixture
+def hydra_app_config():
+    """A composed config with the Hydra runtime set, as inside ``experiments/run.py``."""
+    conf = str(Path(__file__).resolve().parents[2] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        cfg = compose(
+            "config", ["experiment=translated_crops", "kernel=rbf", "logger=none"], return_hydra_config=True
+        )
+    HydraConfig.instance().set_config(cfg)
+    yield cfg
+    HydraConfig.instance().cfg = None
+
+
+def test_result_keys_name_the_chosen_config_options(tmp_path, hydra_app_config):
+    assert hydra_app_config.backbone.name == "resnet18"
+    assert result_keys(hydra_app_config) == {
+        "dataset": "synthetic_crops",
+        "backbone": "resnet18_tinyimagenet",  # as a sweep override names it, not the architecture
+        "kernel": "rbf",
+        "matcher": "hungarian",
+    }
+
+
+def test_result_keys_outside_a_hydra_app_use_the_names(tmp_path):
+    cfg = make_cfg(tmp_path, "linear", {"name": "greedy"}, dataset={"name": "d"}, backbone={"name": "b"})
+    assert result_keys(cfg) == {"dataset": "d", "backbone": "b", "kernel": "linear", "matcher": "greedy"}
