@@ -1,0 +1,146 @@
+"""`make reproduce`: run a suite of Hydra runs (experiments/suites/<suite>.yaml) one after another.
+
+    python experiments/reproduce.py                   # SUITE=offline: synthetic data, trained models, every stage
+    python experiments/reproduce.py --suite paper     # the paper's datasets and weights (lists what is missing)
+    python experiments/reproduce.py --suite smoke     # every stage on minimal sizes (a couple of minutes)
+    python experiments/reproduce.py --dry-run         # check assets and list the runs; compute nothing
+    python experiments/reproduce.py paths.output_dir=/scratch/out   # overrides for every run
+
+Before computing anything the suite's configs are composed (a bad override fails at once) and every dataset and
+backbone weight it needs is checked; missing ones are listed with where to get them (exit code 2). Each run is a
+subprocess of experiments/run.py in ``<paths.output_dir>/runs/<experiment>/<suite>.<run>``; a run whose results
+are complete for the same config is not started again, so a killed reproduce resumes where it stopped. At the
+end: where every table and figure is, the suite's tables concatenated under
+``<paths.output_dir>/reproduce/<suite>/``, and the HTML report (python -m semrsm.reporting.report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from assets import missing_assets
+from suite import REPO, Run, Suite, load_suite
+
+from semrsm.pipeline.stages import completed_summary, stage_fingerprint, validate_config
+from semrsm.reporting.aggregate import write_table
+
+RUN_SCRIPT = REPO / "experiments" / "run.py"
+REPORT_MODULE = "semrsm.reporting.report"
+EXIT_MISSING_ASSETS = 2
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def is_complete(run: Run) -> bool:
+    """Whether ``run`` has finished results for its current config (as experiments/run.py would skip it)."""
+    return completed_summary(run.run_dir, stage_fingerprint(run.cfg)) is not None
+
+
+def execute(run: Run) -> int:
+    """Run ``run`` as ``python experiments/run.py`` in its run directory; its exit code."""
+    command = [sys.executable, str(RUN_SCRIPT), *run.overrides, f"hydra.run.dir='{run.run_dir}'"]
+    return subprocess.run(command, check=False).returncode
+
+
+def run_suite(suite: Suite) -> bool:
+    """Run every incomplete run in order, a progress line per run; False at the first failure."""
+    start, total = time.perf_counter(), len(suite.runs)
+    for number, run in enumerate(suite.runs, 1):
+        prefix = f"[{number:>{len(str(total))}}/{total}] {run.label}"
+        if is_complete(run):
+            _say(f"{prefix}: already complete, skipped ({run.run_dir / 'results'})")
+            continue
+        _say(f"{prefix}: running {' '.join(run.overrides)}")
+        began = time.perf_counter()
+        code = execute(run)
+        elapsed, so_far = time.perf_counter() - began, _clock(time.perf_counter() - start)
+        if code != 0:
+            _say(
+                f"{prefix}: FAILED (exit code {code}) after {elapsed:.1f} s; see {run.run_dir}/results.failed"
+            )
+            return False
+        _say(f"{prefix}: done in {elapsed:.1f} s (suite {so_far})")
+    _say(f"suite {suite.name}: all {total} runs complete in {_clock(time.perf_counter() - start)}")
+    return True
+
+
+def _files(results: Path, folder: str, suffix: str) -> list[Path]:
+    return sorted((results / folder).glob(f"*{suffix}"))
+
+
+def summarize(suite: Suite) -> Path:
+    """Print where every table and figure is; concatenate each table over the suite's runs (column ``run``)
+    into ``<output_dir>/reproduce/<suite>/<table>.csv`` (and .md); returns that directory."""
+    target = Path(suite.runs[0].cfg.paths.output_dir) / "reproduce" / suite.name
+    tables: dict[str, list[pd.DataFrame]] = {}
+    _say(f"\nResults of suite {suite.name}:")
+    for run in suite.runs:
+        results = run.run_dir / "results"
+        _say(f"  {run.label}: {results}")
+        for table in _files(results, "tables", ".csv"):
+            _say(f"    table  {table}")
+            tables.setdefault(table.stem, []).append(pd.read_csv(table).assign(run=run.label))
+        for figure in _files(results, "figures", ".png"):
+            _say(f"    figure {figure}")
+    target.mkdir(parents=True, exist_ok=True)
+    _say(f"Tables of the whole suite (one row set per run, column 'run'): {target}")
+    for name, parts in sorted(tables.items()):
+        csv_path, _ = write_table(pd.concat(parts, ignore_index=True, sort=False), target / name)
+        _say(f"  {csv_path}")
+    return target
+
+
+def build_report(output_dir: Path) -> int:
+    """Build the HTML report of ``output_dir`` with python -m semrsm.reporting.report, if that module exists."""
+    if importlib.util.find_spec(REPORT_MODULE) is None:
+        _say(f"(no {REPORT_MODULE} module: HTML report skipped)")
+        return 0
+    command = [sys.executable, "-m", REPORT_MODULE, "--outputs", str(output_dir)]
+    return subprocess.run(command, check=False).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; exit code 0 when the suite completed, 1 on a failed run, 2 on missing assets."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", default=os.environ.get("SUITE", "offline"), help="offline | paper | smoke")
+    parser.add_argument("--dry-run", action="store_true", help="check assets and list the runs only")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to every run, e.g. paths.*")
+    args = parser.parse_args(argv)
+
+    suite = load_suite(args.suite, tuple(args.overrides))
+    for run in suite.runs:
+        validate_config(run.cfg)
+    _say(f"suite {suite.name}: {len(suite.runs)} runs. {suite.description}".rstrip())
+    missing = missing_assets(suite.runs)
+    if missing:
+        _say(f"\nsuite {suite.name} cannot run, {len(missing)} asset(s) missing (nothing was computed):")
+        for asset in missing:
+            _say(f"  - {asset.describe()}")
+        return EXIT_MISSING_ASSETS
+    if args.dry_run:
+        for run in suite.runs:
+            state = "complete" if is_complete(run) else "to run"
+            _say(f"  {run.label} [{state}]: {' '.join(run.overrides)}")
+        return 0
+    if not run_suite(suite):
+        return 1
+    summarize(suite)
+    return build_report(Path(suite.runs[0].cfg.paths.output_dir))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Hydra multiruns of experiments/run.py: one aggregated table per sweep at multirun end, with the basic and the
+joblib launcher; the cluster launcher configs compose."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from semrsm.pipeline.config import register_resolvers
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = REPO / "experiments" / "run.py"
+TINY_SYNTHETIC = [
+    "dataset=synthetic",
+    "dataset.num_classes=2",
+    "dataset.train_per_class=1",
+    "dataset.val_per_class=3",
+    "features.progress_bar=false",
+    "logger=none",
+]
+
+
+def _multirun(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, str(RUN), "-m", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def _job_dirs(sweep: Path) -> list[Path]:
+    return sorted(path.parent for path in sweep.glob("*/.hydra"))
+
+
+@pytest.mark.slow
+def test_joblib_sweep_2x2_aggregates_into_one_table(tmp_path):
+    done = _multirun(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "experiment=layers_cka",
+        "backbone=resnet18_tinyimagenet",
+        "backbone.num_classes=2",
+        "experiment.layers=[layer3,layer4]",
+        "kernel=cosine,rbf",
+        "matcher=hungarian,batch_optimal",
+        *TINY_SYNTHETIC,
+    )
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    sweep = tmp_path / "outputs" / "multirun" / "layers_cka"
+    jobs = _job_dirs(sweep)
+    assert len(jobs) == 4 and all((job / "results" / "stage.json").is_file() for job in jobs)
+    launcher = yaml.safe_load((sweep / "multirun.yaml").read_text())["hydra"]["launcher"]["_target_"]
+    assert launcher.endswith("JoblibLauncher")
+
+    summary = pd.read_csv(sweep / "aggregate.csv")
+    assert len(summary) == 4
+    assert set(zip(summary["kernel"], summary["matcher"], strict=True)) == {
+        (kernel, matcher) for kernel in ("cosine", "rbf") for matcher in ("hungarian", "batch_optimal")
+    }
+    assert (summary["stage_wall_time_s"] > 0).all()
+    rows = pd.read_csv(sweep / "layers_cka.csv")
+    assert len(rows) == 8 and set(rows["layer"]) == {"layer3", "layer4"}
+    assert rows["cka"].between(-1e-6, 1 + 1e-6).all()
+    assert rows.groupby(["kernel", "matcher"]).size().tolist() == [2, 2, 2, 2]
+    assert (sweep / "layers_cka.md").is_file()
+
+
+@pytest.mark.slow
+def test_retrieval_sweep_over_backbones_kernels_matchers(tmp_path):
+    _multirun(
+        tmp_path,
+        "experiment=retrieval",
+        "backbone=resnet18,vit_tiny",
+        "backbone.pretrained=false",
+        "kernel=cosine,rbf",
+        "matcher=hungarian,batch_optimal",
+        "dataset.num_images=8",
+        "dataset.image_size=64",
+        "experiment.queries_shown=0",
+        "features.progress_bar=false",
+        "logger=none",
+    )
+    sweep = tmp_path / "outputs" / "multirun" / "retrieval"
+    assert len(_job_dirs(sweep)) == 8
+    table = pd.read_csv(sweep / "retrieval.csv")
+    # one row per job x {spatio-semantic, semantic} on the last layer
+    assert len(table) == 16 and table.groupby(["backbone", "kernel", "matcher"]).size().eq(2).all()
+    assert set(table["invariant"]) == {True, False} and table["f1_at_1"].between(0, 1).all()
+    assert len(pd.read_csv(sweep / "aggregate.csv")) == 8
+
+
+@pytest.mark.slow
+def test_rerun_of_a_sweep_reuses_finished_jobs(tmp_path):
+    args = [
+        "experiment=extract",
+        "backbone=resnet18",
+        "backbone.pretrained=false",
+        "seed=0,1",
+        *TINY_SYNTHETIC,
+    ]
+    _multirun(tmp_path, *args)
+    sweep = tmp_path / "outputs" / "multirun" / "extract"
+    stamps = {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in _job_dirs(sweep)}
+    again = _multirun(tmp_path, *args)
+    assert again.stdout.count("already complete") + again.stderr.count("already complete") == 2
+    assert stamps == {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in _job_dirs(sweep)}
+    metrics = pd.read_csv(sweep / "aggregate.csv")
+    assert sorted(metrics["seed"]) == [0, 1] and (metrics["num_samples"] == 6).all()
+
+
+@pytest.mark.filterwarnings("ignore:.*validated against ConfigStore schema")
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm", "ray"])
+def test_launcher_configs_compose_with_the_aggregation_callback(launcher):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[f"hydra/launcher={launcher}", "experiment=retrieval"],
+            return_hydra_config=True,
+        )
+    assert cfg.hydra.launcher._target_.startswith(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher.")
+    assert cfg.hydra.callbacks.aggregate._target_ == "semrsm.reporting.hydra_callback.AggregateResults"
+    assert "hydra.launcher.n_jobs" in cfg.hydra.job.config.override_dirname.exclude_keys
