@@ -163,14 +163,14 @@ def test_c5_batch_optimal_against_the_fastest_exact_matcher_at_the_largest_size(
     assert check_matchers(no_exact).status == NOT_RUN
 
 
-def test_c5_judges_each_layer_of_a_source_when_the_table_has_layers():
-    layered = pd.concat(
-        [matchers().assign(layer="layer1"), matchers(batch_quality=0.5).assign(layer="layer4")]
-    )
-    verdict = check_matchers(layered)
-    assert verdict.status == REFUTED and len(verdict.evidence) == 2
-    assert "synthetic/layer4 at S=49" in verdict.summary and "layer1" not in verdict.summary
-    assert check_matchers(matchers().assign(layer=None)).status == CONFIRMED  # synthetic maps have no layer
+def test_c5_judges_a_source_at_its_largest_layer_not_at_each_layer():
+    big = matchers().assign(layer="layer1", spatial_size=lambda t: t["spatial_size"] * 16)
+    small_and_slow = matchers(batch_ms=50.0).assign(layer="layer4")  # exact is fastest on tiny layers
+    verdict = check_matchers(pd.concat([big, small_and_slow]))
+    assert verdict.status == CONFIRMED and len(verdict.evidence) == 1
+    assert verdict.evidence["spatial_size"].iloc[0] == 49 * 16
+    bad_big = matchers(batch_quality=0.5).assign(layer="layer1", spatial_size=lambda t: t["spatial_size"] * 16)
+    assert check_matchers(pd.concat([bad_big, matchers().assign(layer="layer4")])).status == REFUTED
 
 
 def cka(sizes_and_values: dict, backbone: str = "resnet18") -> pd.DataFrame:
