@@ -1,0 +1,195 @@
+"""The ``retrieval`` stage (claims C2/C3, the paper's Fig. 3/4 and its Cityscapes table): does permutation
+invariance retrieve images with the same objects?
+
+Per layer, every image retrieves its most similar other image (leave-one-out nearest neighbour) by the
+spatio-semantic RSM and by the semantic RSM (``cfg.matcher``) of the configured kernel; F1@1 is the F1 between
+the object-category sets of query and retrieved image, averaged over queries -> ``tables/retrieval.csv``, and
+``figures/retrievals_<layer>.png`` shows the top retrievals of a few queries under both RSMs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from torch.utils.data import Dataset
+
+from semrsm.metrics import category_matrix, f1_at_1, set_f1, top_k_neighbors
+from semrsm.pipeline.config import build
+from semrsm.pipeline.extract_stage import load_features
+from semrsm.pipeline.feature_store import FeatureSet
+from semrsm.pipeline.rsm_cache import layer_rsms, select_layers, spatial_size
+from semrsm.pipeline.stage_translated_crops import figure_name
+from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.reporting.figures import retrieval_grid
+
+log = logging.getLogger(__name__)
+
+LAST_LAYER = "last"
+VARIANTS = {False: "spatio-semantic", True: "semantic"}  # invariant -> name; the baseline first
+
+
+def object_sets(features: FeatureSet, dataset: str = "dataset") -> tuple[tuple[int, ...], ...]:
+    """The annotated object categories of every sample; ValueError when no sample has any."""
+    if not any(features.objects):
+        raise ValueError(
+            f"{dataset!r} has no object annotations, but retrieval scores the F1 of object-category sets: "
+            "use a dataset with object sets (synthetic_scenes, synthetic_cityscapes, egoobjects, cityscapes)"
+        )
+    return features.objects
+
+
+def retrieval_layers(features: FeatureSet, layers: str | Sequence[str] | None) -> list[str]:
+    """``"last"``: the backbone's last tapped layer; None: every tapped layer; else the named layers."""
+    return [features.layers[-1]] if layers == LAST_LAYER else select_layers(features, layers)
+
+
+def random_f1(categories: Sequence[Sequence[int]]) -> float:
+    """Chance level: the mean F1 between a query's categories and those of a uniformly drawn other sample."""
+    multi_hot, _ = category_matrix(categories)
+    counts = multi_hot.astype(np.float64)
+    intersections = counts @ counts.T
+    totals = counts.sum(axis=1)[:, None] + counts.sum(axis=1)[None, :]
+    f1 = np.divide(2 * intersections, totals, out=np.ones_like(totals), where=totals > 0)
+    n = len(categories)
+    return float((f1.sum() - np.trace(f1)) / (n * (n - 1)))
+
+
+def query_choice(num_samples: int, num_queries: int, seed: int) -> np.ndarray:
+    """``num_queries`` distinct query indices (all when fewer samples), drawn with ``seed``, ascending."""
+    count = min(num_samples, num_queries)
+    return np.sort(np.random.default_rng(seed).choice(num_samples, size=count, replace=False))
+
+
+def category_label(objects: Sequence[int], classes: Sequence[str] | None, limit: int = 2) -> str:
+    """Short label of a category set: names (or ids) of its first ``limit`` categories, "+n" for the rest."""
+    names = [classes[o] if classes is not None and 0 <= o < len(classes) else str(o) for o in objects]
+    more = f" +{len(names) - limit}" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more if names else "(none)"
+
+
+def sample_image(dataset: Dataset, features: FeatureSet, index: int) -> np.ndarray:
+    """The image of stored sample ``index`` (the store keeps the dataset's order), checked by its id."""
+    sample = dataset[index]
+    if sample["id"] != features.ids[index]:
+        raise ValueError(
+            f"dataset sample {index} has id {sample['id']!r} but the stored features have "
+            f"{features.ids[index]!r}: the dataset changed since extraction; rerun with force=true"
+        )
+    return np.asarray(sample["image"])
+
+
+def retrievals_figure(
+    rsms: Mapping[bool, np.ndarray],
+    queries: np.ndarray,
+    dataset: Dataset,
+    features: FeatureSet,
+    top_k: int,
+):
+    """Two rows per query (spatio-semantic, then semantic): the query and its ``top_k`` retrievals, titled
+    with their categories and F1 against the query."""
+    classes = getattr(dataset, "classes", None)
+    objects = features.objects
+    images: dict[int, np.ndarray] = {}
+
+    def image(index: int) -> np.ndarray:
+        if index not in images:
+            images[index] = sample_image(dataset, features, index)
+        return images[index]
+
+    top = {invariant: top_k_neighbors(rsm, k=top_k) for invariant, rsm in rsms.items()}
+    shown, retrieved, scores, query_titles, retrieved_titles = [], [], [], [], []
+    for query in queries:
+        for invariant, name in VARIANTS.items():
+            neighbors, similarity = top[invariant]
+            row = neighbors[query]
+            shown.append(image(query))
+            retrieved.append([image(i) for i in row])
+            scores.append(similarity[query])
+            query_titles.append(f"{name}\n{category_label(objects[query], classes)}")
+            retrieved_titles.append(
+                [
+                    f"{category_label(objects[i], classes)}\nF1 {set_f1(objects[query], objects[i]):.2f}"
+                    for i in row
+                ]
+            )
+    return retrieval_grid(shown, retrieved, np.array(scores), query_titles, retrieved_titles, panel_size=2.8)
+
+
+def retrieval_rows(rsms: Mapping[bool, np.ndarray], categories, **keys: Any) -> list[dict[str, Any]]:
+    """One row per variant (invariant False/True): ``keys``, invariant, f1_at_1, n_queries and the mean
+    similarity of the retrieved neighbours."""
+    rows = []
+    for invariant, rsm in rsms.items():
+        result = f1_at_1(rsm, categories)
+        rows.append(
+            {
+                **keys,
+                "invariant": invariant,
+                "f1_at_1": result.mean,
+                "n_queries": len(rsm),
+                "neighbor_similarity_mean": float(result.neighbor_similarity.mean()),
+            }
+        )
+    return rows
+
+
+def _summary(table: pd.DataFrame) -> dict[str, Any]:
+    summary = {}
+    for row in table.itertuples():
+        variant = "invariant" if row.invariant else "non_invariant"
+        summary[f"{row.layer}/f1_at_1_{variant}"] = row.f1_at_1
+    wide = table.pivot(index="layer", columns="invariant", values="f1_at_1")
+    gains = wide[True] - wide[False]
+    return {**summary, "min_f1_gain": float(gains.min()), "invariance_helps": bool((gains > 0).all())}
+
+
+def _int_option(cfg: DictConfig, key: str, minimum: int) -> int:
+    value = cfg.experiment[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"experiment.{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+@register_stage("retrieval", options=("layers", "queries_shown", "top_k"))
+def retrieval(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """Leave-one-out F1@1 of spatio-semantic vs semantic RSMs per layer; table and top-k retrieval figures."""
+    top_k, queries_shown = _int_option(cfg, "top_k", 1), _int_option(cfg, "queries_shown", 0)
+    features = load_features(cfg, force=ctx.force)
+    categories = object_sets(features, cfg.dataset.name)
+    if top_k >= len(features):
+        raise ValueError(f"experiment.top_k={top_k} needs more than {top_k} samples, got {len(features)}")
+    layers = retrieval_layers(features, cfg.experiment.layers)
+    dataset = build(cfg.dataset) if queries_shown else None
+    queries = query_choice(len(features), queries_shown, cfg.seed)
+    kernel, matcher = cfg.kernel.name, cfg.matcher.name
+    chance = random_f1(categories)
+    rows = []
+    for index, layer in enumerate(layers, 1):
+        size = spatial_size(features, layer)
+        log.info("retrieval: layer %s (%d/%d, %d positions)", layer, index, len(layers), size)
+        progress = bool(cfg.features.progress_bar)
+        rsms = {
+            invariant: layer_rsms(cfg, features, layer, invariant, [kernel], progress=progress)[kernel]
+            for invariant in VARIANTS
+        }
+        keys = {"dataset": cfg.dataset.name, "backbone": cfg.backbone.name, "layer": layer}
+        keys |= {"spatial_size": size, "kernel": kernel, "matcher": matcher}
+        rows += [{**row, "f1_random": chance} for row in retrieval_rows(rsms, categories, **keys)]
+        if queries_shown:
+            figure = retrievals_figure(rsms, queries, dataset, features, top_k)
+            figure.suptitle(f"{cfg.backbone.name} {layer} on {cfg.dataset.name} ({kernel}, {matcher})")
+            ctx.logger.log_figure(figure_name("retrievals", layer), figure)
+    table = pd.DataFrame(rows)
+    ctx.logger.log_table("retrieval", table)
+    return {
+        "num_samples": len(features),
+        "num_layers": len(layers),
+        "f1_random": chance,
+        **_summary(table),
+        "feature_key": features.key,
+    }
