@@ -1,0 +1,118 @@
+"""The ``train`` stage: train a classifier backbone on a TinyImageNet-format dataset and save its checkpoint.
+
+Training starts from a seeded random init, uses the dataset's train split (random crop + flip) and validates on its
+val split after every epoch. The weights go to ``<paths.checkpoint_dir>/<experiment.checkpoint_name>`` (by
+default ``<backbone.name>_<dataset.name>.pt``), where backbone configs such as ``resnet18_synthetic`` load them.
+Logs tables/history.csv (epoch, train_loss, val_loss, val_acc), a history figure and the final val_acc.
+
+The checkpoint is named by file name, not path, on purpose: the stage fingerprint hashes every existing file the
+config names, so naming its own output file would make each finished run look stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from torch.utils.data import Dataset, Subset
+
+from semrsm.data import select_subset
+from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.training import TrainSettings, save_checkpoint, train_classifier
+from semrsm.reporting.figures import metric_lines
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("epochs", "lr", "weight_decay", "optimizer", "batch_size")
+OPTIONS = (*SETTINGS, "max_train_samples", "checkpoint_name")
+
+
+def dataset_splits(cfg: DictConfig, max_train_samples: int | None) -> tuple[Dataset, Dataset, list[str]]:
+    """(train split, val split, class names) of ``cfg.dataset``; a seeded subset of ``max_train_samples``
+    training images when set."""
+    if "split" not in cfg.dataset:
+        raise ValueError(
+            f"the train stage needs a dataset with train/val splits (TinyImageNet format, e.g. dataset=synthetic "
+            f"or dataset=tinyimagenet); dataset '{cfg.dataset.get('name')}' has no `split` option"
+        )
+    train_set = instantiate(cfg.dataset, split="train", _convert_="all")
+    val_set = instantiate(cfg.dataset, split="val", _convert_="all")
+    classes = list(train_set.classes)
+    if max_train_samples is not None:
+        indices = select_subset(len(train_set), max_train_samples, cfg.seed, "experiment.max_train_samples")
+        train_set = Subset(train_set, indices)
+    return train_set, val_set, classes
+
+
+def checkpoint_path(cfg: DictConfig) -> Path:
+    """``<paths.checkpoint_dir>/<experiment.checkpoint_name>``; the name must be a plain file name."""
+    name = cfg.experiment.checkpoint_name
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"experiment.checkpoint_name must be a plain file name (no directory), got {name!r}")
+    return Path(cfg.paths.checkpoint_dir) / name
+
+
+def history_figure(history: pd.DataFrame) -> Figure:
+    """Loss (train and val) and val accuracy per epoch, in two panels."""
+    long = history.melt(id_vars="epoch", value_vars=["train_loss", "val_loss", "val_acc"], var_name="series")
+    long["panel"] = long["series"].map(lambda s: "accuracy" if s.endswith("acc") else "loss")
+    return metric_lines(long, x="epoch", y="value", hue="series", facet="panel", title="training history")
+
+
+@register_stage("train", options=OPTIONS)
+def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """Train ``cfg.backbone`` from scratch on ``cfg.dataset``; save the checkpoint; log the history."""
+    options = cfg.experiment
+    target = checkpoint_path(cfg)
+    settings = TrainSettings(**{key: options[key] for key in SETTINGS})
+    train_set, val_set, classes = dataset_splits(cfg, options.max_train_samples)
+    torch.manual_seed(cfg.seed)
+    backbone = instantiate(cfg.backbone, pretrained=False, _convert_="all")
+    if backbone.num_classes != len(classes):
+        raise ValueError(
+            f"backbone '{backbone.name}' has a head of {backbone.num_classes} classes but dataset "
+            f"'{cfg.dataset.get('name')}' has {len(classes)}: set backbone.num_classes={len(classes)}"
+        )
+    log.info(
+        "training %s on %d images (%d classes, validating on %d) for %d epochs",
+        backbone.name,
+        len(train_set),
+        len(classes),
+        len(val_set),
+        settings.epochs,
+    )
+    start = time.perf_counter()
+    history = pd.DataFrame(
+        train_classifier(
+            backbone,
+            train_set,
+            val_set,
+            settings,
+            seed=cfg.seed,
+            num_workers=cfg.features.num_workers,
+            progress_bar=cfg.features.progress_bar,
+        )
+    )
+    seconds = time.perf_counter() - start
+    checkpoint = save_checkpoint(backbone, target)
+    log.info("checkpoint written to %s", checkpoint)
+    ctx.logger.log_table("history", history)
+    ctx.logger.log_figure("history", history_figure(history))
+    last = history.iloc[-1]
+    return {
+        "val_acc": float(last["val_acc"]),
+        "val_loss": float(last["val_loss"]),
+        "train_loss": float(last["train_loss"]),
+        "train_time_s": seconds,
+        "num_train_samples": len(train_set),
+        "num_val_samples": len(val_set),
+        "num_classes": len(classes),
+        "checkpoint": str(checkpoint),
+    }
