@@ -3,15 +3,20 @@
 One entry ``<cache_dir>/rsm/<key>.npz`` holds the matched inner products (N, N) and squared norms (N,) of one
 layer under one matcher (``identity`` for the spatio-semantic RSM), so every kernel comes from one matching.
 Entries are written atomically under an inter-process lock (parallel sweep jobs wait instead of recomputing)
-and recomputed only when ``force`` is set. Also the small helpers every RSM stage shares: which layers to use,
-their spatial size, and the config columns of a results table.
+and recomputed only when ``force`` is set. An entry may also be assembled from tile parts
+``<cache_dir>/rsm/<key>.tiles/<i>-of-<n>.npz`` written by the ``rsm_tiles`` stage (see ``semrsm.pipeline.tiles``):
+``layer_scores`` merges them, computing only the tiles still missing. Also the small helpers every RSM stage
+shares: which layers to use, their spatial size, and the config columns of a results table.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
+from semrsm.pipeline.tiles import PairTile, assemble_parts, most_complete_partition
 from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
 
 log = logging.getLogger(__name__)
@@ -58,7 +64,42 @@ def rsm_cache_key(features_key: str, layer: str, matcher: str, options: Mapping[
     )
 
 
-def _save(path: Path, matched: MatchedScores) -> None:
+@dataclass(frozen=True)
+class CacheEntry:
+    """One layer's matched scores under one matcher: ``<root>/<key>.npz`` and its tile parts ``<key>.tiles/``."""
+
+    root: Path
+    key: str
+    layer: str
+    matcher: str
+    options: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return self.root / f"{self.key}.npz"
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.root / f"{self.key}.tiles"
+
+    def lock(self) -> AbstractContextManager[None]:
+        """The inter-process lock every write of this entry or of its parts holds."""
+        return store_lock(self.root, self.key)
+
+
+def cache_entry(cfg: DictConfig, features: FeatureSet, layer: str, invariant: bool) -> CacheEntry:
+    """The cache entry of ``layer``'s semantic (``cfg.matcher``, if ``invariant``) or spatio-semantic scores."""
+    if layer not in features.layers:
+        raise ValueError(
+            f"unknown layer {layer!r}; the feature set {features.key} has {list(features.layers)}"
+        )
+    matcher, options = matcher_choice(cfg, invariant)
+    key = rsm_cache_key(features.key, layer, matcher, options)
+    return CacheEntry(rsm_cache_dir(cfg), key, layer, matcher, options)
+
+
+def save_scores(path: Path, matched: MatchedScores) -> None:
+    """Atomically write ``matched`` (scores and squared norms) to the cache file ``path``."""
     tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npz")
     np.savez(tmp, scores=matched.scores.numpy(), sq_norms=matched.sq_norms.numpy())
     os.replace(tmp, path)
@@ -75,6 +116,44 @@ def _load(path: Path, num_samples: int) -> MatchedScores:
     return MatchedScores(torch.from_numpy(scores), torch.from_numpy(sq_norms))
 
 
+def compute_scores(
+    entry: CacheEntry, features: FeatureSet, tiles: Sequence[PairTile] | None = None, *, progress: bool = True
+) -> MatchedScores:
+    """The entry's matched scores of every pair, or only of the pairs of ``tiles`` (NaN elsewhere)."""
+    reps = np.array(features.layer(entry.layer))  # into memory (the engine wants a writable array)
+    engine_tiles = None
+    if tiles is not None:
+        size = spatial_size(features, entry.layer)
+        bytes_per_pair = size * size * max(4, reps.dtype.itemsize)  # float16 is matched in float32
+        engine_tiles = [block for tile in tiles for block in tile.engine_tiles(bytes_per_pair)]
+    return matched_scores(reps, entry.matcher, tiles=engine_tiles, progress=progress, **entry.options)
+
+
+def assemble_entry(entry: CacheEntry, features: FeatureSet, *, progress: bool = True) -> MatchedScores | None:
+    """Save the entry assembled from its tile parts (those of the partition covering the most pairs; its
+    missing tiles are computed here) and remove the parts; None when there are none. Hold ``entry.lock()``."""
+    finished, missing = most_complete_partition(entry.parts_dir, len(features))
+    if not finished:
+        return None
+    merged = assemble_parts(entry.parts_dir, finished)
+    num_tiles = finished[0].num_tiles
+    if missing:
+        log.info(
+            "layer %s, %s: %d of %d tile parts finished; computing the missing tiles %s here",
+            entry.layer,
+            entry.matcher,
+            len(finished),
+            num_tiles,
+            [tile.index for tile in missing],
+        )
+        merged = merged.merge(compute_scores(entry, features, missing, progress=progress))
+    else:
+        log.info("layer %s, %s: merging %d tile parts", entry.layer, entry.matcher, num_tiles)
+    save_scores(entry.path, merged)
+    shutil.rmtree(entry.parts_dir)
+    return merged
+
+
 def layer_scores(
     cfg: DictConfig,
     features: FeatureSet,
@@ -85,24 +164,20 @@ def layer_scores(
     progress: bool = True,
 ) -> MatchedScores:
     """Matched scores of ``layer`` (semantic with ``cfg.matcher`` if ``invariant``, else spatio-semantic),
-    from the cache or computed into it. ``force`` (default ``cfg.force``) recomputes; ``progress`` shows a bar."""
-    if layer not in features.layers:
-        raise ValueError(
-            f"unknown layer {layer!r}; the feature set {features.key} has {list(features.layers)}"
-        )
-    matcher, options = matcher_choice(cfg, invariant)
+    from the cache, assembled from its tile parts, or computed into it. ``force`` (default ``cfg.force``)
+    recomputes every pair and drops the parts; ``progress`` shows a bar."""
+    entry = cache_entry(cfg, features, layer, invariant)
     force = bool(cfg.get("force", False)) if force is None else force
-    root = rsm_cache_dir(cfg)
-    key = rsm_cache_key(features.key, layer, matcher, options)
-    path = root / f"{key}.npz"
-    with store_lock(root, key):
-        if path.is_file() and not force:
-            log.info("layer %s, %s: cached scores %s", layer, matcher, path.name)
-            return _load(path, len(features))
-        log.info("layer %s, %s: matching %d samples", layer, matcher, len(features))
-        reps = np.array(features.layer(layer))  # into memory (the engine wants a writable array)
-        matched = matched_scores(reps, matcher, progress=progress, **options)
-        _save(path, matched)
+    with entry.lock():
+        if entry.path.is_file() and not force:
+            log.info("layer %s, %s: cached scores %s", layer, entry.matcher, entry.path.name)
+            return _load(entry.path, len(features))
+        if not force and (assembled := assemble_entry(entry, features, progress=progress)) is not None:
+            return assembled
+        log.info("layer %s, %s: matching %d samples", layer, entry.matcher, len(features))
+        matched = compute_scores(entry, features, progress=progress)
+        save_scores(entry.path, matched)
+        shutil.rmtree(entry.parts_dir, ignore_errors=True)  # parts of an earlier computation are superseded
     return matched
 
 

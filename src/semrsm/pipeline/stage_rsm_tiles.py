@@ -1,0 +1,120 @@
+"""The ``rsm_tiles`` stage: tile i of n of the configured layers' semantic matching, for a launcher to spread.
+
+    python experiments/run.py -m hydra/launcher=joblib experiment=rsm_tiles \\
+        experiment.tile_index=0,1,2,3 experiment.num_tiles=4 dataset=... backbone=... matcher=...
+
+Each job matches its tile's pairs (balanced and deterministic, see ``semrsm.pipeline.tiles``) under
+``cfg.matcher`` and writes them to the RSM cache as a part file of the layer's entry; a finished part or entry
+is not recomputed. The job that writes a layer's last part assembles the whole entry, which every later stage
+(retrieval, layers_cka, ...) then loads; parts still missing are computed by the next ``layer_scores`` call.
+Jobs on different machines need a shared ``paths.cache_dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from semrsm.pipeline.extract_stage import load_features
+from semrsm.pipeline.feature_store import FeatureSet
+from semrsm.pipeline.rsm_cache import (
+    assemble_entry,
+    cache_entry,
+    compute_scores,
+    result_keys,
+    select_layers,
+    spatial_size,
+)
+from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.tiles import PairTile, check_tile_choice, finished_tiles, save_part
+
+log = logging.getLogger(__name__)
+
+CACHED, COMPUTED, MERGED = "cached", "computed", "merged"
+
+
+def layer_tile(
+    cfg: DictConfig,
+    features: FeatureSet,
+    layer: str,
+    tile: PairTile,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> str:
+    """Match ``tile``'s pairs of ``layer`` under ``cfg.matcher`` into a part file of its cache entry; assemble
+    the entry when this was its last missing part. Returns "cached" (part or entry already there: nothing
+    done), "computed" (part written) or "merged" (part written, entry assembled). ``force`` recomputes the
+    part and drops the finished entry, which the complete set of parts then replaces."""
+    entry = cache_entry(cfg, features, layer, True)
+    part = entry.parts_dir / tile.file_name
+    if not force and (entry.path.is_file() or part.is_file()):
+        log.info(
+            "layer %s, %s: tile %d of %d already finished", layer, entry.matcher, tile.index, tile.num_tiles
+        )
+        return CACHED
+    log.info(
+        "layer %s, %s: tile %d of %d (%d pairs)",
+        layer,
+        entry.matcher,
+        tile.index,
+        tile.num_tiles,
+        tile.num_pairs,
+    )
+    matched = compute_scores(entry, features, [tile], progress=progress)
+    with entry.lock():
+        if force:
+            entry.path.unlink(missing_ok=True)
+        elif entry.path.is_file():  # assembled meanwhile by a layer_scores call that computed this tile too
+            return CACHED
+        save_part(entry.parts_dir, tile, matched)
+        finished = finished_tiles(entry.parts_dir, len(features)).get(tile.num_tiles, [])
+        if len(finished) < tile.num_tiles:
+            return COMPUTED
+        assemble_entry(entry, features, progress=progress)
+    return MERGED
+
+
+@register_stage("rsm_tiles", options=("layers", "tile_index", "num_tiles"))
+def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """Tile ``experiment.tile_index`` of ``experiment.num_tiles`` of every chosen layer's semantic matching."""
+    experiment = cfg.experiment
+    tile_index, num_tiles = check_tile_choice(experiment.tile_index, experiment.num_tiles, "experiment.")
+    features = load_features(cfg, force=ctx.force)
+    tile = PairTile(len(features), tile_index, num_tiles)
+    layers = select_layers(features, experiment.layers)
+    keys = {group: name for group, name in result_keys(cfg).items() if group != "kernel"}
+    rows = []
+    for layer in layers:
+        start = time.perf_counter()
+        status = layer_tile(
+            cfg, features, layer, tile, force=ctx.force, progress=bool(cfg.features.progress_bar)
+        )
+        rows.append(
+            {
+                **keys,
+                "layer": layer,
+                "spatial_size": spatial_size(features, layer),
+                "tile_index": tile_index,
+                "num_tiles": num_tiles,
+                "num_pairs": tile.num_pairs,
+                "status": status,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    table = pd.DataFrame(rows)
+    ctx.logger.log_table("rsm_tiles", table)
+    return {
+        "num_samples": len(features),
+        "num_layers": len(layers),
+        "tile_index": tile_index,
+        "num_tiles": num_tiles,
+        "tile_pairs": tile.num_pairs,
+        "layers_computed": int(table["status"].isin([COMPUTED, MERGED]).sum()),
+        "layers_merged": int((table["status"] == MERGED).sum()),
+        "feature_key": features.key,
+    }
