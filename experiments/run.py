@@ -4,13 +4,17 @@
     python experiments/run.py -m hydra/launcher=joblib experiment=extract backbone=resnet18,resnet50
 
 Results land in ``<run dir>/results`` (see ``semrsm.pipeline.stages``); ``--help`` lists every config option.
+A ValueError or FileNotFoundError (bad option, missing data, weights or checkpoint) is printed as its message
+alone; its traceback stays in ``<run dir>/results.failed/status.json``.
 """
+
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from semrsm.pipeline.config import register_resolvers
+from semrsm.pipeline.config import StageError, register_resolvers
 from semrsm.pipeline.stages import run_stage
 
 register_resolvers()
@@ -18,7 +22,13 @@ register_resolvers()
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run_stage(cfg, HydraConfig.get().runtime.output_dir)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        run_stage(cfg, run_dir)
+    except (ValueError, FileNotFoundError) as error:
+        failed = run_dir / "results.failed"
+        where = f" (traceback in {failed / 'status.json'})" if failed.is_dir() else ""
+        raise StageError(f"{type(error).__name__}: {error}{where}") from error
 
 
 if __name__ == "__main__":

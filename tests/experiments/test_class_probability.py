@@ -85,6 +85,15 @@ def test_rerun_with_another_kernel_reuses_the_matching(root, resnet_run):
     assert table["layer"].tolist() == ["layer4", "layer4"] and set(table["kernel"]) == {"rbf"}
 
 
+def test_columns_name_the_chosen_config_options(root, resnet_run, compose_in_app):
+    overrides = ["experiment=class_probability", *TINY, *RANDOM_RESNET, "experiment.layers=[layer4]"]
+    cfg = compose_in_app(f"paths.root_dir={root}", *overrides)
+    run_stage(cfg, root / "in_app")
+    table = pd.read_csv(root / "in_app" / "results" / "tables" / "class_probability.csv")
+    assert cfg.backbone.name == "resnet18" and set(table["backbone"]) == {"resnet18_tinyimagenet"}
+    assert set(table["dataset"]) == {"synthetic"} and set(table["matcher"]) == {"hungarian"}
+
+
 def test_token_backbone_with_an_approximate_matcher(root):
     _, results = run(root, "vit", *RANDOM_VIT, "matcher=batch_optimal", "matcher.window=16")
     table = pd.read_csv(results / "tables" / "class_probability.csv")

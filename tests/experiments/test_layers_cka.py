@@ -23,7 +23,7 @@ CONTRACT = {"dataset", "backbone", "layer", "spatial_size", "kernel", "matcher",
 TINY = [
     "experiment=layers_cka",
     "logger=none",
-    "backbone.pretrained=false",
+    "backbone.pretrained=false",  # the default resnet18_synthetic, randomly initialised
     "dataset.num_classes=3",
     "dataset.train_per_class=1",
     "dataset.val_per_class=4",
@@ -103,12 +103,12 @@ def test_token_backbone_has_one_spatial_size(root):
 @pytest.mark.slow
 def test_cli_names_the_chosen_backbone_and_reuses_the_caches(root, resnet_run):
     env = {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, str(REPO / "experiments" / "run.py"), *TINY, "backbone=resnet18_tinyimagenet"]
+    command = [sys.executable, str(REPO / "experiments" / "run.py"), *TINY, "backbone=resnet18_synthetic"]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (results,) = (root / "outputs" / "runs" / "layers_cka").glob("*/results")
     diagonal, _ = tables(results)
-    assert set(diagonal["backbone"]) == {"resnet18_tinyimagenet"}  # what a sweep override calls it
+    assert set(diagonal["backbone"]) == {"resnet18_synthetic"}  # what a sweep override calls it
     np.testing.assert_allclose(diagonal["cka"], tables(resnet_run[1])[0]["cka"])  # same features and RSMs
     assert "matching" not in done.stderr  # every matching came from the RSM cache
 

@@ -29,7 +29,7 @@ CONTRACT = ["source", "spatial_size", "matcher", "ms_per_pair", "quality_ratio",
 TINY = [
     "experiment=matchers",
     "logger=none",
-    "backbone.pretrained=false",
+    "backbone.pretrained=false",  # the default resnet18_synthetic, randomly initialised
     "backbone.num_classes=3",
     "dataset.num_classes=3",
     "dataset.train_per_class=1",
@@ -116,6 +116,17 @@ def test_token_features_resized_with_configured_matcher_options(root):
 
 
 @pytest.mark.slow
+def test_source_and_columns_name_the_chosen_config_options(root, resnet_run, compose_in_app):
+    only = ["experiment.layers=[layer4]", "experiment.synthetic_sizes=[]", "experiment.matchers=[identity]"]
+    cfg = compose_in_app(f"paths.root_dir={root}", *TINY, *only)
+    run_stage(cfg, root / "in_app")
+    table = pd.read_csv(root / "in_app" / "results" / "tables" / "matchers.csv")
+    assert cfg.backbone.name == "resnet18"
+    assert set(table["source"]) == {"features:synthetic/resnet18_synthetic"}
+    assert set(table["backbone"]) == {"resnet18_synthetic"} and set(table["dataset"]) == {"synthetic"}
+
+
+@pytest.mark.slow
 def test_too_many_pairs_fail_cleanly(root, resnet_run):
     with pytest.raises(
         ValueError, match=r"experiment.pairs=50 needs 100 distinct samples, the dataset has 9"
@@ -171,7 +182,7 @@ def test_square_sizes():
     assert square_sizes(None, "x") == [] and square_sizes([49, 4, 49], "x") == [49, 4]
     with pytest.raises(ValueError, match="x: 50 is not a square"):
         square_sizes([50], "x")
-    with pytest.raises(ValueError, match="x must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="x must be an integer >= 1, got 0"):
         square_sizes([0], "x")
 
 
@@ -186,7 +197,7 @@ def test_synthetic_sizes_need_generator_channels():
     [
         ("experiment.synthetic_sizes=[50]", "synthetic_sizes: 50 is not a square"),
         ("experiment.reference=batch_optimal", "reference must be an exact matcher"),
-        ("experiment.repeats=0", "experiment.repeats must be a positive integer, got 0"),
+        ("experiment.repeats=0", "experiment.repeats must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_options_fail_cleanly(root, option, message):

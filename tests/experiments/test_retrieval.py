@@ -28,7 +28,7 @@ CONTRACT = ["dataset", "backbone", "layer", "kernel", "matcher", "invariant", "f
 TINY = [
     "experiment=retrieval",
     "logger=none",
-    "backbone.pretrained=false",
+    "backbone.pretrained=false",  # the default resnet18_synthetic, randomly initialised
     "backbone.num_classes=4",
     "features.progress_bar=false",
     "experiment.queries_shown=2",
@@ -94,6 +94,16 @@ def test_other_kernel_reuses_cached_matchings_of_the_last_layer(root, resnet_run
     assert set(table["kernel"]) == {"rbf"} and table["layer"].tolist() == ["layer4", "layer4"]
     assert not (results / "figures").exists() or not any((results / "figures").iterdir())
     assert summary["num_layers"] == 1
+
+
+@pytest.mark.slow
+def test_columns_name_the_chosen_config_options(root, resnet_run, compose_in_app):
+    before = rsm_cache_entries(root)
+    cfg = compose_in_app(f"paths.root_dir={root}", *TINY, *SCENES, "experiment.queries_shown=0")
+    run_stage(cfg, root / "in_app")
+    table = pd.read_csv(root / "in_app" / "results" / "tables" / "retrieval.csv")
+    assert cfg.backbone.name == "resnet18" and set(table["backbone"]) == {"resnet18_synthetic"}
+    assert set(table["dataset"]) == {"synthetic_scenes"} and rsm_cache_entries(root) == before
 
 
 @pytest.mark.slow

@@ -181,7 +181,7 @@ def test_result_keys_name_the_chosen_config_options(tmp_path, hydra_app_config):
     assert hydra_app_config.backbone.name == "resnet18"
     assert result_keys(hydra_app_config) == {
         "dataset": "synthetic_crops",
-        "backbone": "resnet18_tinyimagenet",  # as a sweep override names it, not the architecture
+        "backbone": "resnet18_synthetic",  # as a sweep override names it, not the architecture
         "kernel": "rbf",
         "matcher": "hungarian",
     }

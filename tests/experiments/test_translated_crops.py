@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.feature_store import ShardedFeatureWriter
-from semrsm.pipeline.stage_translated_crops import c1_holds, crop_groups, figure_name, separation_rows
+from semrsm.pipeline.stage_translated_crops import c1_holds, crop_groups, separation_rows
 from semrsm.pipeline.stages import run_stage
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
@@ -19,7 +19,7 @@ CONTRACT += ["same_mean", "different_mean"]
 TINY = [
     "experiment=translated_crops",
     "logger=none",
-    "backbone.pretrained=false",
+    "backbone.pretrained=false",  # the default resnet18_synthetic, randomly initialised
     "+dataset.base.num_classes=3",
     "+dataset.base.train_per_class=1",
     "+dataset.base.val_per_class=2",
@@ -92,6 +92,16 @@ def test_other_kernel_reuses_cached_matchings(root, resnet_run):
 
 
 @pytest.mark.slow
+def test_columns_name_the_chosen_config_options(root, resnet_run, compose_in_app):
+    cached = rsm_cache_entries(root)
+    cfg = compose_in_app(f"paths.root_dir={root}", *TINY, "experiment.layers=[layer4]")
+    run_stage(cfg, root / "in_app")
+    table = pd.read_csv(root / "in_app" / "results" / "tables" / "crops_separation.csv")
+    assert cfg.backbone.name == "resnet18" and set(table["backbone"]) == {"resnet18_synthetic"}
+    assert set(table["dataset"]) == {"synthetic_crops"} and rsm_cache_entries(root) == cached
+
+
+@pytest.mark.slow
 def test_token_backbone(root):
     overrides = ["backbone=vit_tiny", "backbone.num_classes=3", "experiment.layers=[blocks.2,blocks.11]"]
     summary, results = run(root, "vit", *overrides, "matcher=batch_optimal", "matcher.window=16")
@@ -145,8 +155,3 @@ def test_separation_rows_and_c1_rule():
         separation_rows({"semantic": noisy, "spatio_semantic": blocks}, groups, layer="l2")
     )
     assert not c1_holds(pd.concat([table, swapped]))
-
-
-def test_figure_names_are_file_safe():
-    assert figure_name("rsm", "blocks.11") == "rsm_blocks.11"
-    assert figure_name("distributions", "image_encoder/blocks 3") == "distributions_image_encoder_blocks_3"

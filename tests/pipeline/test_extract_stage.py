@@ -45,3 +45,10 @@ def test_file_identities_skip_strings_that_are_not_files(tmp_path):
 def test_build_raises_the_targets_own_error(compose):
     with pytest.raises(FileNotFoundError, match="tiny-imagenet-200.wnids.txt"):
         build(compose("dataset=tinyimagenet").dataset)
+
+
+def test_build_passes_overrides_and_unwraps_the_missing_checkpoint(compose):
+    trained = compose("backbone=resnet18_synthetic").backbone
+    with pytest.raises(FileNotFoundError, match=r"resnet18_synthetic\.pt.*experiment=train"):
+        build(trained)
+    assert build(trained, pretrained=False).num_classes == 10

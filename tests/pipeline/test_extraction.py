@@ -80,6 +80,14 @@ def test_factories_are_not_called_on_a_cache_hit(tmp_path, tiny_dataset, make_ba
     assert built == [1]
 
 
+def test_missing_weights_fail_before_the_dataset_is_built(tmp_path):
+    def missing_weights():
+        raise FileNotFoundError("no checkpoint")
+
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        _extract(lambda: pytest.fail("dataset built before the backbone"), missing_weights, tmp_path)
+
+
 def test_resume_after_a_kill_computes_only_the_rest(tmp_path, tiny_dataset, make_backbone):
     killed = make_backbone()
     killed.fail_after_calls = 5 - 1  # 4 batches of 2 = 2 shards of 4 written, then the 5th batch "dies"

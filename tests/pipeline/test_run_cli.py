@@ -61,3 +61,23 @@ def test_unknown_option_fails_listing_choices(tmp_path):
         and "Available options in 'backbone'" in done.stderr
         and "resnet18" in done.stderr
     )
+
+
+def test_missing_checkpoint_fails_fast_with_one_clean_paragraph(tmp_path):
+    done = _run(tmp_path, "experiment=translated_crops", "logger=none")  # default: the trained ResNet18
+    assert done.returncode == 1
+    checkpoint = tmp_path / "outputs" / "checkpoints" / "resnet18_synthetic.pt"
+    assert f"FileNotFoundError: No trained checkpoint for backbone 'resnet18' at {checkpoint}" in done.stderr
+    assert "experiment=train" in done.stderr
+    assert "Traceback" not in done.stderr and "InstantiationException" not in done.stderr
+    assert not (tmp_path / "data").exists()  # it failed before generating any data
+    (failed,) = (tmp_path / "outputs" / "runs" / "translated_crops").glob("*/results.failed")
+    assert f"traceback in {failed / 'status.json'}" in done.stderr
+    assert "Traceback" in json.loads((failed / "status.json").read_text())["traceback"]
+
+
+def test_bad_option_fails_with_one_clean_paragraph(tmp_path):
+    done = _run(tmp_path, "+experiment.layer=[layer4]", "logger=none")
+    assert done.returncode == 1
+    assert "ValueError: unknown key(s) experiment.layer; valid keys of experiment" in done.stderr
+    assert "Traceback" not in done.stderr

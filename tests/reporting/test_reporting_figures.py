@@ -110,6 +110,18 @@ def test_metric_lines_and_matcher_tradeoff(tmp_path):
     assert len(lines.axes[0].lines) == 3
 
 
+def test_matcher_tradeoff_ticks_only_the_spatial_sizes_and_never_crowds_labels():
+    sizes = [4, 16, 49, 64, 196, 256, 784]
+    table = pd.DataFrame(
+        {"matcher": "greedy", "spatial_size": sizes, "runtime_s": 1e-3, "quality_ratio": 0.9}
+    )
+    for ax in figures.matcher_tradeoff(table).axes:
+        assert ax.get_xscale() == "log" and list(ax.get_xticks(minor=True)) == []
+        assert ax.get_xticks().tolist() == sizes
+        labels = [label.get_text() for label in ax.get_xticklabels()]
+        assert labels == ["4", "16", "49", "", "196", "", "784"]  # 64 and 256 sit too close to 49, 196
+
+
 def test_bad_figure_input_raises():
     with pytest.raises(ValueError, match="non-empty mapping"):
         figures.rsm_heatmaps({})

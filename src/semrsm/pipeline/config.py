@@ -1,5 +1,5 @@
-"""Hydra glue: the run-directory resolver, building config nodes, file identities, and the checks Hydra does
-not make on a composed config."""
+"""Hydra glue: the run-directory resolver, building config nodes, stage errors Hydra prints without a traceback,
+file identities, and the checks Hydra does not make on a composed config."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,15 +44,27 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(DIRNAME_RESOLVER, override_dirname)
 
 
-def build(node: DictConfig) -> Any:
-    """``instantiate(node)`` with plain Python containers as arguments; a ValueError or FileNotFoundError of
-    the target (bad option, missing data or weights) is raised as itself instead of Hydra's wrapper."""
+class StageError(CompactHydraException):
+    """A stage's ValueError or FileNotFoundError, which Hydra prints as its message alone (no traceback)."""
+
+
+def build(node: DictConfig, **overrides: Any) -> Any:
+    """``instantiate(node, **overrides)`` with plain Python containers as arguments; a ValueError or
+    FileNotFoundError of the target (bad option, missing data or weights) is raised as itself instead of
+    Hydra's wrapper."""
     try:
-        return instantiate(node, _convert_="all")
+        return instantiate(node, _convert_="all", **overrides)
     except InstantiationException as error:
         if isinstance(error.__cause__, ValueError | FileNotFoundError):
             raise error.__cause__ from None
         raise
+
+
+def integer_option(value: Any, what: str, minimum: int = 1) -> int:
+    """``value`` if it is an integer >= ``minimum`` (not a bool), else ValueError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -102,6 +114,4 @@ def validate_features(cfg: DictConfig) -> None:
     if features.dtype not in DTYPES:
         raise ValueError(f"features.dtype must be one of {list(DTYPES)}, got {features.dtype!r}")
     for key, minimum in (("batch_size", 1), ("shard_size", 1), ("num_workers", 0)):
-        value = features[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"features.{key} must be an integer >= {minimum}, got {value!r}")
+        integer_option(features[key], f"features.{key}", minimum)

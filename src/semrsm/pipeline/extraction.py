@@ -50,7 +50,9 @@ class IndexedSamples(Dataset):
 
 
 def collate_indexed(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack images and indices; keep ids, labels, objects and meta as per-sample lists."""
+    """Stack images and indices; keep ids, labels, objects and meta as per-sample lists.
+
+    Not ``semrsm.data.collate_samples``: the store needs global sample indices and per-sample records."""
     return {
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
         "image": torch.stack([s["image"] for s in samples]),
@@ -181,8 +183,9 @@ def extract_features(
     with store_lock(root, key):
         if not force and (existing := open_feature_set(root, key)) is not None:
             return existing
-        dataset = dataset if isinstance(dataset, Dataset) else dataset()
+        # the backbone first: missing weights fail at once, before a (possibly generated) dataset is built
         backbone = backbone if isinstance(backbone, torch.nn.Module) else backbone()
+        dataset = dataset if isinstance(dataset, Dataset) else dataset()
         if len(dataset) == 0:
             raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} is empty")
         missing = [layer for layer in backbone.layers if layer not in backbone.layouts]

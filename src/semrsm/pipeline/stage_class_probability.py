@@ -9,7 +9,6 @@ expects both correlations negative and the invariant one more negative.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -19,11 +18,10 @@ from omegaconf import DictConfig
 
 from semrsm.metrics import jensen_shannon_matrix, rsm_correlation, softmax
 from semrsm.pipeline.extract_stage import load_features
-from semrsm.pipeline.rsm_cache import SPATIO_SEMANTIC, layer_rsms, select_layers, spatial_size
+from semrsm.pipeline.rsm_cache import SPATIO_SEMANTIC, result_keys, select_layers
+from semrsm.pipeline.stage_common import kernel_rsm, layers_with_sizes
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import metric_bars
-
-log = logging.getLogger(__name__)
 
 SCATTER_PAIRS = 2000  # pairs drawn per scatter panel
 VARIANTS = (False, True)  # invariant: spatio-semantic first, the baseline
@@ -82,49 +80,39 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
 @register_stage("class_probability", options=("layers",))
 def class_probability(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Pearson and Spearman between each layer's RSM and the JSD of predictions, invariant vs not."""
-    kernel, matcher = cfg.kernel.name, cfg.matcher.name
-    if matcher == SPATIO_SEMANTIC:
+    if cfg.matcher.name == SPATIO_SEMANTIC:
         raise ValueError(
             "class_probability compares cfg.matcher (invariant) with identity (not invariant); "
             "matcher=identity leaves nothing to compare: choose e.g. matcher=hungarian or batch_optimal"
         )
     features = load_features(cfg, force=ctx.force)
+    columns = result_keys(cfg)
     if features.logits is None:
         raise ValueError(
-            f"class_probability needs a classifier: backbone '{cfg.backbone.name}' has no classification head, "
-            "so its features carry no logits (use e.g. backbone=mobilenet_v2 or a trained resnet18_synthetic)"
+            f"class_probability needs a classifier: backbone '{columns['backbone']}' has no classification "
+            "head, so its features carry no logits (use e.g. backbone=mobilenet_v2 or a trained "
+            "resnet18_synthetic)"
         )
     divergence = class_divergence(features.logits)
     layers = select_layers(features, cfg.experiment.layers)
-    progress = bool(cfg.features.progress_bar)
     pair_rows, pair_cols = sample_pairs(len(features), seed=cfg.seed)
     rows, sampled, correlations = [], {}, {}
-    for index, layer in enumerate(layers, 1):
-        size = spatial_size(features, layer)
-        log.info("class_probability: layer %s (%d/%d, %d positions)", layer, index, len(layers), size)
+    for layer, size in layers_with_sizes("class_probability", features, layers):
         for invariant in VARIANTS:
-            rsm = layer_rsms(cfg, features, layer, invariant, [kernel], progress=progress)[kernel]
+            rsm = kernel_rsm(cfg, features, layer, invariant)
             correlation = rsm_correlation(rsm, divergence)
-            rows.append(
-                {
-                    "dataset": cfg.dataset.name,
-                    "backbone": cfg.backbone.name,
-                    "layer": layer,
-                    "spatial_size": size,
-                    "kernel": kernel,
-                    "matcher": matcher,  # the row's invariant column tells whether it was used
-                    "invariant": invariant,
-                    **correlation.to_dict(),
-                }
-            )
+            # the matcher column names cfg.matcher in every row: ``invariant`` says whether it was used
+            keys = {**columns, "layer": layer, "spatial_size": size, "invariant": invariant}
+            rows.append({**keys, **correlation.to_dict()})
             sampled[layer, invariant] = rsm[pair_rows, pair_cols]
             correlations[layer, invariant] = correlation.pearson
     table = pd.DataFrame(rows)
+    kernel = columns["kernel"]
     ctx.logger.log_table("class_probability", table)
     ctx.logger.log_figure(
         "scatter", scatter_figure(sampled, divergence[pair_rows, pair_cols], correlations, kernel)
     )
-    title = f"{cfg.backbone.name} on {cfg.dataset.name}: RSM vs JSD ({kernel}, {matcher})"
+    title = f"{columns['backbone']} on {columns['dataset']}: RSM vs JSD ({kernel}, {columns['matcher']})"
     ctx.logger.log_figure(
         "pearson", metric_bars(table, value="pearson", x="layer", hue="invariant", title=title)
     )

@@ -7,7 +7,6 @@ For layers a, b it computes CKA(semantic RSM of a, spatio-semantic RSM of b). Th
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,12 +17,11 @@ from omegaconf import DictConfig
 from scipy import stats
 
 from semrsm.pipeline.extract_stage import load_features
-from semrsm.pipeline.rsm_cache import layer_rsms, result_keys, select_layers, spatial_size
+from semrsm.pipeline.rsm_cache import result_keys, select_layers
+from semrsm.pipeline.stage_common import kernel_rsm, layers_with_sizes
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import cka_heatmap, metric_lines
 from semrsm.similarity import cka
-
-log = logging.getLogger(__name__)
 
 
 def cka_matrix(
@@ -66,13 +64,11 @@ def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         raise ValueError(f"experiment.debiased must be true or false, got {debiased!r}")
     features = load_features(cfg, force=ctx.force)
     layers = select_layers(features, cfg.experiment.layers)
-    kernel, progress = cfg.kernel.name, bool(cfg.features.progress_bar)
     semantic, spatio_semantic, sizes = {}, {}, []
-    for index, layer in enumerate(layers, 1):
-        sizes.append(spatial_size(features, layer))
-        log.info("layers_cka: layer %s (%d/%d, %d positions)", layer, index, len(layers), sizes[-1])
-        semantic[layer] = layer_rsms(cfg, features, layer, True, [kernel], progress=progress)[kernel]
-        spatio_semantic[layer] = layer_rsms(cfg, features, layer, False, [kernel], progress=progress)[kernel]
+    for layer, size in layers_with_sizes("layers_cka", features, layers):
+        sizes.append(size)
+        semantic[layer] = kernel_rsm(cfg, features, layer, True)
+        spatio_semantic[layer] = kernel_rsm(cfg, features, layer, False)
     matrix = cka_matrix(semantic, spatio_semantic, debiased)
     keys = result_keys(cfg)
     diagonal = pd.DataFrame(
@@ -83,7 +79,7 @@ def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     )
     ctx.logger.log_table("layers_cka", diagonal)
     ctx.logger.log_table("layers_cka_matrix", _matrix_table(matrix, layers, keys))
-    title = f"{keys['backbone']} on {keys['dataset']} ({kernel}, {keys['matcher']})"
+    title = f"{keys['backbone']} on {keys['dataset']} ({keys['kernel']}, {keys['matcher']})"
     labels = [f"{layer} (S={size})" for layer, size in zip(layers, sizes, strict=True)]
     heatmap = cka_heatmap(matrix, labels, labels, title=f"semantic (rows) vs spatio-semantic: {title}")
     ctx.logger.log_figure("cka_matrix", heatmap)

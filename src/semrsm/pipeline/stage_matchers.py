@@ -21,8 +21,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from semrsm.bench import RESNET_STAGES, matcher_table, smooth_relu_features
+from semrsm.pipeline.config import integer_option
 from semrsm.pipeline.extract_stage import load_features
-from semrsm.pipeline.rsm_cache import select_layers, spatial_size
+from semrsm.pipeline.rsm_cache import result_keys, select_layers, spatial_size
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.claims import CONFIRMED, check_matchers
 from semrsm.reporting.figures import matcher_tradeoff
@@ -68,18 +69,11 @@ def exact_reference(name: str) -> str:
     return name
 
 
-def positive_int(value: Any, what: str) -> int:
-    """``value`` as int if it is a positive integer, else ValueError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return value
-
-
 def square_sizes(sizes: Iterable[int] | None, what: str) -> list[int]:
     """Distinct spatial sizes that are perfect squares (side x side maps), in the given order."""
     chosen = []
     for size in [] if sizes is None else sizes:
-        size = positive_int(size, what)
+        size = integer_option(size, what)
         if math.isqrt(size) ** 2 != size:
             raise ValueError(f"{what}: {size} is not a square spatial size (e.g. 49, 196, 784, 3136)")
         if size not in chosen:
@@ -161,7 +155,8 @@ def feature_rows(
     features = load_features(cfg, force=ctx.force)
     layers = select_layers(features, experiment.layers)
     indices = sample_indices(len(features), n_pairs, cfg.seed)
-    source = f"features:{cfg.dataset.name}/{cfg.backbone.name}"
+    dataset, backbone = (result_keys(cfg)[group] for group in ("dataset", "backbone"))
+    keys = {"source": f"features:{dataset}/{backbone}", "dataset": dataset, "backbone": backbone}
     rows = []
     for index, layer in enumerate(layers, 1):
         native = spatial_size(features, layer)
@@ -171,7 +166,6 @@ def feature_rows(
             log.info("matchers: layer %s (%d/%d) at %d positions", layer, index, len(layers), size)
             reps = torch.from_numpy(maps) if size == native else resize_maps(maps, layout, size)
             bench = best_of_runs(reps, size, options, n_pairs, experiment.reference, repeats)
-            keys = {"source": source, "dataset": cfg.dataset.name, "backbone": cfg.backbone.name}
             rows += table_rows(
                 bench, experiment.reference, **keys, layer=layer, native_size=native, n_pairs=n_pairs
             )
@@ -228,8 +222,8 @@ def matchers(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         requested = OmegaConf.to_container(requested, resolve=True)
     options = matcher_options(requested, OmegaConf.to_container(cfg.matcher, resolve=True))
     options.setdefault(exact_reference(experiment.reference), {})  # timed too: the speedups divide by it
-    n_pairs = positive_int(experiment.pairs, "experiment.pairs")
-    repeats = positive_int(experiment.repeats, "experiment.repeats")
+    n_pairs = integer_option(experiment.pairs, "experiment.pairs")
+    repeats = integer_option(experiment.repeats, "experiment.repeats")
     resized = square_sizes(experiment.resize_to, "experiment.resize_to")
     generated = synthetic_sizes(experiment.synthetic_sizes)
     log.info("matchers: %d matchers, %d pairs per size, best of %d runs", len(options), n_pairs, repeats)

@@ -9,7 +9,6 @@ the object-category sets of query and retrieved image, averaged over queries -> 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,15 +18,13 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
 from semrsm.metrics import category_matrix, f1_at_1, set_f1, top_k_neighbors
-from semrsm.pipeline.config import build
+from semrsm.pipeline.config import build, integer_option
 from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import layer_rsms, select_layers, spatial_size
-from semrsm.pipeline.stage_translated_crops import figure_name
+from semrsm.pipeline.rsm_cache import result_keys, select_layers
+from semrsm.pipeline.stage_common import figure_name, kernel_rsm, layers_with_sizes
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import retrieval_grid
-
-log = logging.getLogger(__name__)
 
 LAST_LAYER = "last"
 VARIANTS = {False: "spatio-semantic", True: "semantic"}  # invariant -> name; the baseline first
@@ -148,17 +145,11 @@ def _summary(table: pd.DataFrame) -> dict[str, Any]:
     return {**summary, "min_f1_gain": float(gains.min()), "invariance_helps": bool((gains > 0).all())}
 
 
-def _int_option(cfg: DictConfig, key: str, minimum: int) -> int:
-    value = cfg.experiment[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"experiment.{key} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 @register_stage("retrieval", options=("layers", "queries_shown", "top_k"))
 def retrieval(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Leave-one-out F1@1 of spatio-semantic vs semantic RSMs per layer; table and top-k retrieval figures."""
-    top_k, queries_shown = _int_option(cfg, "top_k", 1), _int_option(cfg, "queries_shown", 0)
+    top_k = integer_option(cfg.experiment.top_k, "experiment.top_k")
+    queries_shown = integer_option(cfg.experiment.queries_shown, "experiment.queries_shown", 0)
     features = load_features(cfg, force=ctx.force)
     categories = object_sets(features, cfg.dataset.name)
     if top_k >= len(features):
@@ -166,23 +157,17 @@ def retrieval(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     layers = retrieval_layers(features, cfg.experiment.layers)
     dataset = build(cfg.dataset) if queries_shown else None
     queries = query_choice(len(features), queries_shown, cfg.seed)
-    kernel, matcher = cfg.kernel.name, cfg.matcher.name
+    columns = result_keys(cfg)
     chance = random_f1(categories)
     rows = []
-    for index, layer in enumerate(layers, 1):
-        size = spatial_size(features, layer)
-        log.info("retrieval: layer %s (%d/%d, %d positions)", layer, index, len(layers), size)
-        progress = bool(cfg.features.progress_bar)
-        rsms = {
-            invariant: layer_rsms(cfg, features, layer, invariant, [kernel], progress=progress)[kernel]
-            for invariant in VARIANTS
-        }
-        keys = {"dataset": cfg.dataset.name, "backbone": cfg.backbone.name, "layer": layer}
-        keys |= {"spatial_size": size, "kernel": kernel, "matcher": matcher}
+    for layer, size in layers_with_sizes("retrieval", features, layers):
+        rsms = {invariant: kernel_rsm(cfg, features, layer, invariant) for invariant in VARIANTS}
+        keys = {**columns, "layer": layer, "spatial_size": size}
         rows += [{**row, "f1_random": chance} for row in retrieval_rows(rsms, categories, **keys)]
         if queries_shown:
             figure = retrievals_figure(rsms, queries, dataset, features, top_k)
-            figure.suptitle(f"{cfg.backbone.name} {layer} on {cfg.dataset.name} ({kernel}, {matcher})")
+            title = f"{columns['backbone']} {layer} on {columns['dataset']}"
+            figure.suptitle(f"{title} ({columns['kernel']}, {columns['matcher']})")
             ctx.logger.log_figure(figure_name("retrievals", layer), figure)
     table = pd.DataFrame(rows)
     ctx.logger.log_table("retrieval", table)

@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 import torch
-from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from torch.utils.data import Dataset, Subset
 
 from semrsm.data import select_subset
+from semrsm.pipeline.config import build
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.pipeline.training import TrainSettings, save_checkpoint, train_classifier
 from semrsm.reporting.figures import metric_lines
@@ -42,8 +42,7 @@ def dataset_splits(cfg: DictConfig, max_train_samples: int | None) -> tuple[Data
             f"the train stage needs a dataset with train/val splits (TinyImageNet format, e.g. dataset=synthetic "
             f"or dataset=tinyimagenet); dataset '{cfg.dataset.get('name')}' has no `split` option"
         )
-    train_set = instantiate(cfg.dataset, split="train", _convert_="all")
-    val_set = instantiate(cfg.dataset, split="val", _convert_="all")
+    train_set, val_set = build(cfg.dataset, split="train"), build(cfg.dataset, split="val")
     classes = list(train_set.classes)
     if max_train_samples is not None:
         indices = select_subset(len(train_set), max_train_samples, cfg.seed, "experiment.max_train_samples")
@@ -74,7 +73,7 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = TrainSettings(**{key: options[key] for key in SETTINGS})
     train_set, val_set, classes = dataset_splits(cfg, options.max_train_samples)
     torch.manual_seed(cfg.seed)
-    backbone = instantiate(cfg.backbone, pretrained=False, _convert_="all")
+    backbone = build(cfg.backbone, pretrained=False)
     if backbone.num_classes != len(classes):
         raise ValueError(
             f"backbone '{backbone.name}' has a head of {backbone.num_classes} classes but dataset "

@@ -8,8 +8,6 @@ different-image pairs, and their AUROC and means -> ``tables/crops_separation.cs
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,11 +18,10 @@ from omegaconf import DictConfig
 from semrsm.metrics import group_separation
 from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import layer_rsms, result_keys, select_layers, spatial_size
+from semrsm.pipeline.rsm_cache import result_keys, select_layers
+from semrsm.pipeline.stage_common import figure_name, kernel_rsm, layers_with_sizes
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import rsm_heatmaps, value_distributions
-
-log = logging.getLogger(__name__)
 
 RSM_TYPES = ("spatio_semantic", "semantic")  # spatio-semantic first: the baseline, shown on the left
 
@@ -48,11 +45,6 @@ def crop_groups(features: FeatureSet, dataset: str = "dataset") -> np.ndarray:
             f"{len(counts)} image(s) with at most {counts.max()} crop(s)"
         )
     return groups
-
-
-def figure_name(prefix: str, layer: str) -> str:
-    """A file-safe figure name ``<prefix>_<layer>``."""
-    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_.-]', '_', layer)}"
 
 
 def separation_rows(rsms: Mapping[str, np.ndarray], groups: np.ndarray, **keys: Any) -> list[dict[str, Any]]:
@@ -105,21 +97,11 @@ def translated_crops(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     order = np.argsort(groups, kind="stable")
     layers = select_layers(features, cfg.experiment.layers)
     columns = result_keys(cfg)
-    kernel = cfg.kernel.name
-    progress = bool(cfg.features.progress_bar)
     rows = []
-    for index, layer in enumerate(layers, 1):
-        size = spatial_size(features, layer)
-        log.info("translated_crops: layer %s (%d/%d, %d positions)", layer, index, len(layers), size)
-        rsms = {
-            rsm_type: layer_rsms(cfg, features, layer, rsm_type == "semantic", [kernel], progress=progress)[
-                kernel
-            ]
-            for rsm_type in RSM_TYPES
-        }
-        keys = {**columns, "layer": layer, "spatial_size": size}
-        rows += separation_rows(rsms, groups, **keys)
-        title = f"{columns['backbone']} {layer} ({kernel}, {columns['matcher']})"
+    for layer, size in layers_with_sizes("translated_crops", features, layers):
+        rsms = {rsm_type: kernel_rsm(cfg, features, layer, rsm_type == "semantic") for rsm_type in RSM_TYPES}
+        rows += separation_rows(rsms, groups, **columns, layer=layer, spatial_size=size)
+        title = f"{columns['backbone']} {layer} ({columns['kernel']}, {columns['matcher']})"
         ordered = {name: rsm[np.ix_(order, order)] for name, rsm in rsms.items()}
         ctx.logger.log_figure(figure_name("rsm", layer), rsm_heatmaps(ordered, title=title))
         distributions = value_distributions(rsms, groups, ("same image", "different image"), title=title)

@@ -24,7 +24,6 @@ from torchvision import transforms
 
 from semrsm.models import Backbone, Preprocess, build_backbone
 from semrsm.models.preprocess import INTERPOLATIONS, ToRGB
-from semrsm.models.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -236,17 +235,14 @@ def build_trained_backbone(
     A missing checkpoint raises FileNotFoundError saying how to train it. The model is built with its
     architecture options (e.g. a ViT's patch_size) and the checkpoint loaded strictly. ``pretrained=False``
     gives the random-init model (what the train stage starts from)."""
-    if pretrained is False:
-        return build_backbone(name, pretrained=False, layers=layers, **options)
-    if not isinstance(pretrained, (str, os.PathLike)) or str(pretrained) == "":
-        raise ValueError(f"pretrained must be a checkpoint path or false, got {pretrained!r}")
-    checkpoint = Path(pretrained).expanduser()
-    if not checkpoint.is_file():
-        raise FileNotFoundError(
-            f"No trained checkpoint for backbone '{name}' at {checkpoint}. Train it first: `{TRAIN_COMMAND}` "
-            "(e.g. backbone=resnet18_synthetic) writes it there; add force=true if that run had finished and "
-            "the file was removed since."
-        )
-    backbone = build_backbone(name, pretrained=False, layers=layers, **options)
-    load_checkpoint(backbone.model, checkpoint, name)
-    return backbone.eval()
+    if pretrained is not False:
+        if not isinstance(pretrained, (str, os.PathLike)) or str(pretrained) == "":
+            raise ValueError(f"pretrained must be a checkpoint path or false, got {pretrained!r}")
+        pretrained = str(Path(pretrained).expanduser())
+        if not Path(pretrained).is_file():
+            raise FileNotFoundError(
+                f"No trained checkpoint for backbone '{name}' at {pretrained}. Train it first: "
+                f"`{TRAIN_COMMAND}` (e.g. backbone=resnet18_synthetic) writes it there; add force=true if "
+                "that run had finished and the file was removed since."
+            )
+    return build_backbone(name, pretrained=pretrained, layers=layers, **options)

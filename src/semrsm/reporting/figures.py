@@ -262,6 +262,22 @@ def metric_lines(
     return figure
 
 
+def _log_size_ticks(ax: Any, sizes: Sequence[float], min_gap: float = 1 / 8) -> None:
+    """Log x-axis with a tick at each of ``sizes`` (no minor ticks), labelled as plain numbers; a label closer
+    than ``min_gap`` of the axis' log span to the previous label is left out, so labels never overlap."""
+    ticks = np.unique(np.asarray(sizes, dtype=float))
+    positions = np.log10(ticks)
+    gap = min_gap * (positions[-1] - positions[0])
+    labels, last = [], -np.inf
+    for tick, position in zip(ticks, positions, strict=True):
+        shown = position - last >= gap
+        labels.append(f"{tick:g}" if shown else "")
+        last = position if shown else last
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, labels)
+    ax.set_xticks([], minor=True)
+
+
 def matcher_tradeoff(
     table: pd.DataFrame,
     size: str = "spatial_size",
@@ -280,7 +296,7 @@ def matcher_tradeoff(
     _draw_lines(quality_ax, table, size, quality, matcher, log_y=False)
     quality_ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
     for ax in (runtime_ax, quality_ax):
-        ax.set_xscale("log")
+        _log_size_ticks(ax, table[size].unique())
     quality_ax.legend(title=matcher)
     if title:
         figure.suptitle(title)
