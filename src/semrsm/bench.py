@@ -6,6 +6,7 @@ Run as ``python -m semrsm.bench``. ``matcher_table`` is reusable on real feature
 
 import argparse
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -13,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from threadpoolctl import threadpool_limits
 
 from semrsm.similarity import MATCHERS, get_matcher, semantic_rsm
 from semrsm.similarity.approximate import upper_bound_batch
@@ -64,8 +66,6 @@ _WORKER_SETS: np.ndarray | None = None
 
 
 def _init_worker(sets: np.ndarray) -> None:
-    from threadpoolctl import threadpool_limits
-
     global _WORKER_SETS
     _WORKER_SETS = sets
     threadpool_limits(1)
@@ -87,13 +87,16 @@ def reference_rsm(sets: np.ndarray, pool: ProcessPoolExecutor | None = None) -> 
 
 
 def _timed(function, *args, repeats: int = 1, **kwargs):
-    """Best wall time of ``repeats`` calls and the last result."""
-    best, result = math.inf, None
+    """Wall and CPU seconds (all threads of this process) of the fastest of ``repeats`` calls, and the last
+    result. On a shared machine CPU time is the steadier measure of work; wall time shows the parallelism."""
+    best, best_cpu, result = math.inf, math.inf, None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = function(*args, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        if wall < best:
+            best, best_cpu = wall, cpu
+    return best, best_cpu, result
 
 
 def iid_relu_features(n: int, channels: int, side: int, seed: int = 0) -> torch.Tensor:
@@ -113,29 +116,38 @@ def engine_vs_reference(
     matchers: tuple[str, ...] = ("lapjv", "hungarian"),
 ) -> dict:
     """Time the engine's cosine semantic RSM (per exact matcher) against the serial and the 2-process per-pair
-    reference on the same ``features`` (a name in FEATURES); returns pairs/s, speedups and the max abs
-    difference to the reference."""
+    reference on the same ``features`` (a name in FEATURES); returns pairs/s, wall-time speedups, CPU ms per pair
+    and CPU-time ratios (serial reference CPU / engine CPU), and the max abs difference to the reference.
+
+    The serial reference runs with one BLAS thread: it is serial, and multi-threaded BLAS on its small per-pair
+    products only burns CPU on a busy machine (up to 10x slower there)."""
     side = math.isqrt(size)
     reps = FEATURES[features](n, channels, side, seed=1)
     sets = as_sets(reps).numpy()
     pairs = n * (n - 1) // 2
-    serial_s, reference = _timed(reference_rsm, sets)
+    with threadpool_limits(1, user_api="blas"):
+        serial_s, serial_cpu, reference = _timed(reference_rsm, sets)
     with ProcessPoolExecutor(2, initializer=_init_worker, initargs=(sets,)) as pool:
         reference_rsm(sets[:4], pool)  # start the workers outside the timing
-        pool_s, pooled = _timed(reference_rsm, sets, pool)
+        pool_s, _, pooled = _timed(reference_rsm, sets, pool)
     result = {
         "pairs": pairs,
         "serial_pairs_per_s": pairs / serial_s,
+        "serial_cpu_ms_per_pair": 1e3 * serial_cpu / pairs,
         "pool_pairs_per_s": pairs / pool_s,
         "max_abs_diff": float(np.abs(pooled - reference).max()),
     }
     for matcher in matchers:
-        semantic_rsm(reps[:4], matcher=matcher)  # warm-up (thread pool, BLAS)
-        engine_s, engine = _timed(lambda m=matcher: semantic_rsm(reps, matcher=m).numpy(), repeats=2)
+        semantic_rsm(reps[:4], matcher=matcher)  # warm-up (thread pool, BLAS, numba cache)
+        engine_s, engine_cpu, engine = _timed(
+            lambda m=matcher: semantic_rsm(reps, matcher=m).numpy(), repeats=2
+        )
         result[matcher] = {
             "pairs_per_s": pairs / engine_s,
             "speedup_vs_serial": serial_s / engine_s,
             "speedup_vs_pool": pool_s / engine_s,
+            "cpu_ms_per_pair": 1e3 * engine_cpu / pairs,
+            "cpu_ratio_vs_serial": serial_cpu / engine_cpu,
         }
         result["max_abs_diff"] = max(result["max_abs_diff"], float(np.abs(engine - reference).max()))
     return result
@@ -171,7 +183,7 @@ def matcher_table(
             spec = get_matcher(name)
             options = spec.check_options(options)
             spec.batch(scores[:1], norms_x[:1], norms_y[:1], **options)  # compile / warm up
-            seconds, perms = _timed(spec.batch, scores, norms_x, norms_y, **options)
+            seconds, _, perms = _timed(spec.batch, scores, norms_x, norms_y, **options)
             ratio = (
                 np.take_along_axis(scores, perms[:, :, None], 2).sum(axis=(1, 2), dtype=np.float64) / optimum
             )
@@ -198,20 +210,26 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a busy machine slows wall times)"
+    )
     for kind in FEATURES:
         result = engine_vs_reference(n=args.n, features=kind)
         print(
-            f"engine vs per-pair reference (numpy products + scipy), {kind} ReLU features, N={args.n}, S=196, C=512:"
+            f"\nengine vs per-pair reference (numpy products + scipy), {kind} ReLU features, N={args.n}, S=196, C=512:"
         )
         print(
-            f"  reference: serial {result['serial_pairs_per_s']:.0f} pairs/s, "
-            f"2-process pool {result['pool_pairs_per_s']:.0f} pairs/s ({result['pairs']} pairs, cosine)"
+            f"  reference: serial {result['serial_pairs_per_s']:.0f} pairs/s "
+            f"({result['serial_cpu_ms_per_pair']:.2f} ms CPU/pair), 2-process pool {result['pool_pairs_per_s']:.0f} "
+            f"pairs/s ({result['pairs']} pairs, cosine)"
         )
         for matcher in ("lapjv", "hungarian"):
             row = result[matcher]
             print(
                 f"  engine ({matcher}): {row['pairs_per_s']:.0f} pairs/s = x{row['speedup_vs_serial']:.2f} serial, "
-                f"x{row['speedup_vs_pool']:.2f} pool"
+                f"x{row['speedup_vs_pool']:.2f} pool (wall); {row['cpu_ms_per_pair']:.2f} ms CPU/pair = "
+                f"x{row['cpu_ratio_vs_serial']:.2f} less CPU than serial, "
+                f"~x{2 * row['cpu_ratio_vs_serial']:.1f} on 2 idle cores (CPU-time estimate, perfect scaling)"
             )
         print(f"  max |engine or pool - serial reference| = {result['max_abs_diff']:.2e}")
     features = {

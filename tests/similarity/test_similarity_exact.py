@@ -6,8 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linear_sum_assignment
+from threadpoolctl import threadpool_info
 
 import semrsm
+from semrsm import bench
+from semrsm.similarity import exact
+from semrsm.similarity.approximate_lap import solve_lap_min
 from semrsm.similarity.exact import hungarian_batch, lapjv_batch
 
 EXACT = ["hungarian", "lapjv"]
@@ -74,3 +79,76 @@ def test_batched_exact_solvers_handle_ties_and_zero_positions(solve):
         assert sorted(perm) == list(range(5))
         best = max(scores_b[np.arange(5), list(p)].sum() for p in itertools.permutations(range(5)))
         assert math.isclose(scores_b[np.arange(5), perm].sum(), best, rel_tol=1e-12)
+
+
+def optimum(scores: np.ndarray) -> float:
+    rows, cols = linear_sum_assignment(scores, maximize=True)
+    return float(scores[rows, cols].sum())
+
+
+def relu_tile(n_rows: int, n_cols: int, size: int, channels: int, seed: int):
+    """A tile of products (n_rows * S, n_cols * S) float32 and the position norms of its samples."""
+    rng = np.random.default_rng(seed)
+    left = np.maximum(rng.standard_normal((n_rows, size, channels)), 0).astype(np.float32)
+    right = np.maximum(rng.standard_normal((n_cols, size, channels)), 0).astype(np.float32)
+    left[0, :2] = 0.0  # dead positions: tied scores
+    products = left.reshape(-1, channels) @ right.reshape(-1, channels).T
+    return products, np.linalg.norm(left, axis=2), np.linalg.norm(right, axis=2)
+
+
+@pytest.mark.parametrize("large_size", [exact.LARGE_SIZE, 4])
+@pytest.mark.parametrize("pairs_solver", [exact.lapjv_pairs, exact.hungarian_pairs])
+def test_pairs_of_a_tile_are_solved_optimally(pairs_solver, large_size, monkeypatch):
+    monkeypatch.setattr(exact, "LARGE_SIZE", large_size)  # 4: the lapjv package path for S = 6
+    size = 6
+    products, norms_left, norms_right = relu_tile(3, 2, size, 4, seed=7)
+    a_idx, b_idx = np.array([0, 2, 1, 0]), np.array([1, 0, 0, 0])
+    perms = pairs_solver(products, a_idx, b_idx, norms_left[a_idx], norms_right[b_idx])
+    values = exact.matched_values(products, a_idx, b_idx, perms)
+    for k, (a, b) in enumerate(zip(a_idx, b_idx, strict=True)):
+        block = products[a * size : (a + 1) * size, b * size : (b + 1) * size].astype(np.float64)
+        assert sorted(perms[k]) == list(range(size))
+        assert values[k] == pytest.approx(block[np.arange(size), perms[k]].sum(), rel=1e-12)
+        assert values[k] == pytest.approx(optimum(block), rel=1e-12)
+
+
+@pytest.mark.parametrize("size", [1, 2, 37, 150])
+def test_numba_solver_is_optimal_on_squared_distance_costs(size):
+    rng = np.random.default_rng(size)
+    for _ in range(4):
+        smooth = np.cumsum(rng.standard_normal((size, 24)), axis=0) / 4  # neighbouring positions alike
+        x = np.maximum(smooth + rng.standard_normal((size, 24)), 0)
+        y = np.maximum(smooth[rng.permutation(size)] + rng.standard_normal((size, 24)), 0)
+        scores = x @ y.T
+        cost = np.square(x).sum(1)[:, None] + np.square(y).sum(1)[None, :] - 2 * scores
+        perm = solve_lap_min(cost)
+        assert sorted(perm) == list(range(size))
+        assert scores[np.arange(size), perm].sum() == pytest.approx(optimum(scores), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "cost",
+    [np.zeros((9, 9)), np.full((7, 7), -2.5), np.kron(np.eye(3), np.ones((3, 3))), 1e12 * np.eye(5) - 3e11],
+    ids=["zeros", "negative-constant", "block-ties", "large"],
+)
+def test_numba_solver_handles_degenerate_costs(cost):
+    perm = solve_lap_min(cost)
+    rows, cols = linear_sum_assignment(cost)
+    assert sorted(perm) == list(range(len(cost)))
+    assert cost[np.arange(len(cost)), perm].sum() == pytest.approx(cost[rows, cols].sum(), abs=1e-6)
+
+
+@pytest.mark.parametrize("features", sorted(bench.FEATURES))
+def test_engine_equals_the_per_pair_reference(features):
+    reps = bench.FEATURES[features](7, 16, 7, seed=3)
+    sets = reps.flatten(2).transpose(1, 2).contiguous().numpy()
+    reference = bench.reference_rsm(sets)
+    for workers in (1, 2):
+        rsm = semrsm.semantic_rsm(reps, matcher="lapjv", workers=workers, tile_size=3).numpy()
+        np.testing.assert_allclose(rsm, reference, rtol=0, atol=1e-6)
+
+
+def test_engine_restores_the_blas_thread_count(maps):
+    before = [pool["num_threads"] for pool in threadpool_info()]
+    semrsm.semantic_rsm(maps, matcher="lapjv", workers=2)
+    assert [pool["num_threads"] for pool in threadpool_info()] == before

@@ -1,26 +1,28 @@
 """Engine: matched scores for all sample pairs, tile by tile.
 
 A tile is a block of rows x a block of columns of the (N, N) pair matrix. Its inner products G[a, b, r, c] =
-<x_{i_a, r}, x_{j_b, c}> come from one matrix product on the input's device; the pairs i < j are then solved
-(exact matchers pair by pair on a thread pool, approximate ones as one batch) and only the matched score
-sum_r G[r, p(r)] (float64) is kept. Memory is bounded by the tile size, whatever N is.
+<x_{i_a, r}, x_{j_b, c}> come from one matrix product on the input's device; the pairs i < j are then solved and
+only the matched score sum_r G[r, p(r)] (float64) is kept. Exact matchers run whole tiles (products with
+single-threaded BLAS, then the pairs) on a thread pool, so one tile's products overlap another's solving;
+approximate ones solve a tile as one batch. Memory is bounded by the tile size, whatever N is.
 """
 
 import math
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from semrsm.similarity import approximate
-from semrsm.similarity.exact import default_workers
+from semrsm.similarity.exact import default_workers, matched_values
 from semrsm.similarity.inputs import as_sets
 from semrsm.similarity.matchers import Matcher, get_matcher
 
-TILE_BYTES = 128 * 2**20  # per tile of products; two tiles are alive at a time
+TILE_BYTES = 128 * 2**20  # for the products of all tiles alive at a time
 FLAT_CHUNK = 4096  # features per float32 product of the spatio-semantic path (bounds its rounding error)
 
 
@@ -97,20 +99,27 @@ class MatchedScores:
 
 
 def _squared_norms(sets: torch.Tensor, block: int = 64) -> torch.Tensor:
+    """|x_i|^2 (N,) float64, accumulated in float64 without a float64 copy of the whole input."""
+    if sets.device.type == "cpu":  # numpy casts in small buffers, several times faster than torch here
+        array = sets.numpy()
+        return torch.from_numpy(np.einsum("nsc,nsc->n", array, array, dtype=np.float64))
     parts = [sets[i : i + block].double().square().sum(dim=(1, 2)) for i in range(0, len(sets), block)]
     return torch.cat(parts).cpu()
 
 
 def _tile_products(sets: torch.Tensor, tile: Tile) -> np.ndarray:
-    """Inner products of a tile as a (rows, cols, S, S) strided view of one matrix product."""
-    n_rows, n_cols, size = len(tile.rows), len(tile.cols), sets.shape[1]
-    left = sets[tile.rows.start : tile.rows.stop].reshape(n_rows * size, -1)
-    right = sets[tile.cols.start : tile.cols.stop].reshape(n_cols * size, -1)
+    """Inner products of a tile as one (rows * S, cols * S) matrix: block (a, b) holds G[a, b, r, c]."""
+    left = sets[tile.rows.start : tile.rows.stop].flatten(0, 1)
+    right = sets[tile.cols.start : tile.cols.stop].flatten(0, 1)
     if sets.device.type == "cpu":
-        products = left.numpy() @ right.numpy().T
-    else:
-        products = (left @ right.T).cpu().numpy()
-    return products.reshape(n_rows, size, n_cols, size).transpose(0, 2, 1, 3)
+        return left.numpy() @ right.numpy().T
+    return (left @ right.T).cpu().numpy()
+
+
+def _as_blocks(products: np.ndarray, tile: Tile) -> np.ndarray:
+    """The (rows, cols, S, S) strided view of a tile's products."""
+    size = products.shape[0] // len(tile.rows)
+    return products.reshape(len(tile.rows), size, len(tile.cols), size).transpose(0, 2, 1, 3)
 
 
 def _flat_products(sets: torch.Tensor, tile: Tile, chunk: int = FLAT_CHUNK) -> np.ndarray:
@@ -124,33 +133,36 @@ def _flat_products(sets: torch.Tensor, tile: Tile, chunk: int = FLAT_CHUNK) -> n
     return total.cpu().numpy()
 
 
-def _submit_exact(
-    solver, products, a_idx, b_idx, row_norms, col_norms, pool, workers
-) -> Callable[[], np.ndarray]:
-    """Queue the tile's pairs on the thread pool; the returned function waits and gives their matched scores."""
-    values = np.empty(len(a_idx), dtype=np.float64)
-    positions = np.arange(products.shape[2])
-
-    def task(start: int, stop: int) -> None:
-        for k in range(start, stop):
-            a, b = a_idx[k], b_idx[k]
-            pair = products[a, b]
-            perm = solver(pair, row_norms[a], col_norms[b])
-            values[k] = pair[positions, perm].sum(dtype=np.float64)
-
-    edges = np.linspace(0, len(a_idx), min(len(a_idx), 4 * workers) + 1).astype(int)
-    futures = [pool.submit(task, start, stop) for start, stop in zip(edges[:-1], edges[1:], strict=True)]
-
-    def finish() -> np.ndarray:
-        for future in futures:
-            future.result()
-        return values
-
-    return finish
+def _exact_tile(spec: Matcher, sets: torch.Tensor, tile: Tile, position_norms: np.ndarray) -> np.ndarray:
+    """Matched scores of a tile's pairs: its products, then every pair solved by the exact solver."""
+    a_idx, b_idx = tile.local_pairs()
+    products = _tile_products(sets, tile)
+    norms_x = position_norms[tile.rows.start + a_idx]
+    norms_y = position_norms[tile.cols.start + b_idx]
+    perms = spec.pair_solver(products, a_idx, b_idx, norms_x, norms_y)
+    return matched_values(products, a_idx, b_idx, perms)
 
 
-def _solve_batched(spec: Matcher, options, products, a_idx, b_idx, row_norms, col_norms, with_bounds):
-    batch = np.ascontiguousarray(products[a_idx, b_idx])
+def _run_exact(spec, sets, tiles, position_norms, workers, record) -> None:
+    """Exact tiles on ``workers`` threads, each computing a tile's products (single-threaded BLAS) and solving
+    its pairs, so products and solving of different tiles overlap; ``record(tile, values, values)`` as each
+    finishes (an exact score is its own upper bound)."""
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(_exact_tile, spec, sets, tile, position_norms): tile for tile in tiles}
+        try:
+            for future in as_completed(futures):
+                values = future.result()
+                record(futures[future], values, values)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _solve_batched(spec: Matcher, options, sets, tile, position_norms, with_bounds):
+    """Matched scores (and upper bounds) of a tile's pairs by a batched approximate matcher."""
+    a_idx, b_idx = tile.local_pairs()
+    row_norms = position_norms[tile.rows.start : tile.rows.stop]
+    col_norms = position_norms[tile.cols.start : tile.cols.stop]
+    batch = np.ascontiguousarray(_as_blocks(_tile_products(sets, tile), tile)[a_idx, b_idx])
     single = batch.astype(np.float32, copy=False)
     perms = spec.batch(
         single, row_norms[a_idx].astype(np.float32), col_norms[b_idx].astype(np.float32), **options
@@ -198,7 +210,8 @@ def matched_scores(
     if tiles is None:
         if flat and tile_size is None:
             tile_size = n_samples  # a flat tile holds only its (rows, cols) products
-        tiles = plan_tiles(n_samples, sets.element_size() * size * size, tile_size)
+        in_flight = workers if spec.pair_solver is not None else 1  # tiles whose products are alive at once
+        tiles = plan_tiles(n_samples, in_flight * sets.element_size() * size * size, tile_size)
     _check_tiles(tiles, n_samples)
 
     sq_norms = _squared_norms(sets)
@@ -207,51 +220,25 @@ def matched_scores(
     scores.diagonal().copy_(sq_norms)
     bounds = scores.clone() if return_bounds else None
     total = sum(len(tile.local_pairs()[0]) for tile in tiles)
-    with (
-        ThreadPoolExecutor(workers) as pool,
-        tqdm(total=total, disable=not progress, desc=f"matching ({spec.name})", unit="pair") as bar,
-    ):
+    with tqdm(total=total, disable=not progress, desc=f"matching ({spec.name})", unit="pair") as bar:
 
-        def start(tile: Tile) -> Callable[[], tuple]:
-            """Begin a tile (products now, exact solves queued) and return the function that completes it."""
+        def record(tile: Tile, values, tile_bounds) -> None:
             a_idx, b_idx = tile.local_pairs()
-            if flat:
-                values = _flat_products(sets, tile)[a_idx, b_idx]
-                return lambda: (tile, a_idx, b_idx, values, None)
-            products = _tile_products(sets, tile)
-            row_norms = position_norms[tile.rows.start : tile.rows.stop]
-            col_norms = position_norms[tile.cols.start : tile.cols.stop]
-            if spec.pair_solver is None:
-                values, tile_bounds = _solve_batched(
-                    spec, options, products, a_idx, b_idx, row_norms, col_norms, return_bounds
-                )
-                return lambda: (tile, a_idx, b_idx, values, tile_bounds)
-            finish = _submit_exact(
-                spec.pair_solver, products, a_idx, b_idx, row_norms, col_norms, pool, workers
-            )
-
-            def done() -> tuple:
-                values = finish()
-                return tile, a_idx, b_idx, values, values  # an exact score is its own upper bound
-
-            return done
-
-        def complete(pending: Callable[[], tuple]) -> None:
-            tile, a_idx, b_idx, values, tile_bounds = pending()
             rows, cols = np.asarray(tile.rows)[a_idx], np.asarray(tile.cols)[b_idx]
             _write_symmetric(scores, rows, cols, values)
             if return_bounds:
                 _write_symmetric(bounds, rows, cols, tile_bounds)
             bar.update(len(a_idx))
 
-        pending = None
-        for tile in tiles:  # the next tile's products are computed while the pool solves the previous one
-            started = start(tile)
-            if pending is not None:
-                complete(pending)
-            pending = started
-        if pending is not None:
-            complete(pending)
+        if spec.pair_solver is not None:
+            _run_exact(spec, sets, tiles, position_norms, workers, record)
+        elif flat:
+            for tile in tiles:
+                a_idx, b_idx = tile.local_pairs()
+                record(tile, _flat_products(sets, tile)[a_idx, b_idx], None)
+        else:  # batched approximate matchers parallelise inside their solvers
+            for tile in tiles:
+                record(tile, *_solve_batched(spec, options, sets, tile, position_norms, return_bounds))
     return MatchedScores(scores, sq_norms, bounds)
 
 

@@ -38,7 +38,8 @@ def at_least_identity(batch: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class Matcher:
-    """A registered matcher. ``pair_solver`` (exact matchers only) solves one pair without holding the GIL."""
+    """A registered matcher. ``pair_solver`` (exact matchers only): perms of the pairs of a tile of products
+    (see ``semrsm.similarity.exact``), solved without holding the GIL."""
 
     name: str
     exact: bool
@@ -79,8 +80,8 @@ def _keyword_defaults(function: Callable) -> dict:
 
 def _build_registry() -> dict[str, Matcher]:
     registry = {
-        "hungarian": Matcher("hungarian", True, exact.hungarian_batch, pair_solver=exact.hungarian_pair),
-        "lapjv": Matcher("lapjv", True, exact.lapjv_batch, pair_solver=exact.lapjv_pair),
+        "hungarian": Matcher("hungarian", True, exact.hungarian_batch, pair_solver=exact.hungarian_pairs),
+        "lapjv": Matcher("lapjv", True, exact.lapjv_batch, pair_solver=exact.lapjv_pairs),
         "identity": Matcher("identity", False, identity_batch),
     }
     for name, function in approximate.APPROXIMATE_MATCHERS.items():
