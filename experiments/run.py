@@ -8,6 +8,8 @@ A ValueError or FileNotFoundError (bad option, missing data, weights or checkpoi
 alone; its traceback stays in ``<run dir>/results.failed/status.json``.
 """
 
+import logging
+import warnings
 from pathlib import Path
 
 import hydra
@@ -18,6 +20,11 @@ from semrsm.pipeline.config import StageError, register_resolvers
 from semrsm.pipeline.stages import run_stage
 
 register_resolvers()
+# Third-party noise that says nothing about the run: Lightning's own deprecation and its advertising tip.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+    lambda record: "Tip:" not in record.getMessage()
+)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
