@@ -66,7 +66,7 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert table["spatial_size"].unique().tolist() == [256, 64, 16, 4]
     assert (table.groupby("layer")["invariant"].apply(sorted) == [[False, True]] * 4).all()
     assert set(table["dataset"]) == {"synthetic"} and set(table["kernel"]) == {"cosine"}
-    assert set(table["matcher"]) == {"hungarian"} and set(table["backbone"]) == {"resnet18"}
+    assert set(table["matcher"]) == {"lapjv"} and set(table["backbone"]) == {"resnet18"}
     assert table[["pearson", "spearman"]].stack().between(-1, 1).all()
     assert (table["n_pairs"] == 12 * 11 // 2).all()
     for figure in ("scatter", "pearson"):
@@ -91,7 +91,7 @@ def test_columns_name_the_chosen_config_options(root, resnet_run, compose_in_app
     run_stage(cfg, root / "in_app")
     table = pd.read_csv(root / "in_app" / "results" / "tables" / "class_probability.csv")
     assert cfg.backbone.name == "resnet18" and set(table["backbone"]) == {"resnet18_tinyimagenet"}
-    assert set(table["dataset"]) == {"synthetic"} and set(table["matcher"]) == {"hungarian"}
+    assert set(table["dataset"]) == {"synthetic"} and set(table["matcher"]) == {"lapjv"}
 
 
 def test_token_backbone_with_an_approximate_matcher(root):

@@ -64,7 +64,7 @@ def test_conv_backbone_tables_figures_and_summary(resnet_run):
     assert CONTRACT <= set(diagonal.columns)
     assert diagonal["layer"].tolist() == ["layer1", "layer2", "layer3", "layer4"]
     assert diagonal["spatial_size"].tolist() == [256, 64, 16, 4]
-    assert set(diagonal["dataset"]) == {"synthetic"} and set(diagonal["matcher"]) == {"hungarian"}
+    assert set(diagonal["dataset"]) == {"synthetic"} and set(diagonal["matcher"]) == {"lapjv"}
     assert diagonal["cka"].between(-1, 1).all() and not diagonal["cka"].isna().any()
     assert len(matrix) == 16 and matrix["cka"].between(-1, 1).all()
     same = matrix[matrix["semantic_layer"] == matrix["spatio_semantic_layer"]]

@@ -68,7 +68,7 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert table["spatial_size"].unique().tolist() == [256, 64, 16, 4]
     assert (table.groupby("layer")["invariant"].apply(sorted) == [[False, True]] * 4).all()
     assert set(table["dataset"]) == {"synthetic_scenes"} and set(table["backbone"]) == {"resnet18"}
-    assert set(table["kernel"]) == {"cosine"} and set(table["matcher"]) == {"hungarian"}
+    assert set(table["kernel"]) == {"cosine"} and set(table["matcher"]) == {"lapjv"}
     assert table["f1_at_1"].between(0, 1).all() and (table["n_queries"] == 12).all()
     assert table["f1_random"].between(0, 1).all() and table["f1_random"].nunique() == 1
     assert table["neighbor_similarity_mean"].between(-1, 1).all()

@@ -183,7 +183,7 @@ def test_result_keys_name_the_chosen_config_options(tmp_path, hydra_app_config):
         "dataset": "synthetic_crops",
         "backbone": "resnet18_synthetic",  # as a sweep override names it, not the architecture
         "kernel": "rbf",
-        "matcher": "hungarian",
+        "matcher": "lapjv",
     }
 
 

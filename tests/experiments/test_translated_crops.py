@@ -63,7 +63,7 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert table["spatial_size"].unique().tolist() == [256, 64, 16, 4]
     assert (table.groupby("layer")["rsm"].apply(sorted) == [["semantic", "spatio_semantic"]] * 4).all()
     assert set(table["dataset"]) == {"synthetic_crops"} and set(table["backbone"]) == {"resnet18"}
-    assert set(table["kernel"]) == {"cosine"} and set(table["matcher"]) == {"hungarian"}
+    assert set(table["kernel"]) == {"cosine"} and set(table["matcher"]) == {"lapjv"}
     assert table["auroc"].between(0, 1).all()
     assert table[["same_mean", "different_mean"]].stack().between(-1, 1).all()
     assert (table["n_same"] == 4 * 6).all() and (table["n_different"] == 16 * 15 / 2 - 24).all()

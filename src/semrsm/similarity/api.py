@@ -48,7 +48,7 @@ def rsms_from_scores(
 def semantic_rsm(
     reps,
     kernel: str | Sequence[str] = "cosine",
-    matcher: str = "hungarian",
+    matcher: str = "lapjv",
     *,
     return_bounds: bool = False,
     sigma: float | None = None,
@@ -61,7 +61,7 @@ def semantic_rsm(
 
     ``reps``: torch tensor or numpy array (N, C, H, W) or (N, T, D). ``kernel``: "linear", "cosine", "rbf" or a
     list of them (then a dict name -> RSM from one matching). ``matcher`` and its ``options`` (e.g. window=128):
-    see ``semrsm.similarity.MATCHERS``. ``sigma`` fixes the RBF bandwidth (default: sigma^2 = median non-zero
+    see ``semrsm.similarity.MATCHERS``; "lapjv" and "hungarian" (scipy, slower) are both exact. ``sigma`` fixes the RBF bandwidth (default: sigma^2 = median non-zero
     squared distance of the aligned pairs). ``return_bounds=True`` also returns the kernel at an upper bound of
     each pair's optimal matched score: (rsm, bounds). ``progress`` shows a progress bar, ``workers`` sets the
     solver threads, ``tile_size`` the samples per tile side (memory bound).
@@ -93,7 +93,7 @@ def spatio_semantic_rsm(
     return semantic_rsm(reps, kernel, "identity", sigma=sigma, progress=progress, tile_size=tile_size)
 
 
-def match(x, y, matcher: str = "hungarian", **options):
+def match(x, y, matcher: str = "lapjv", **options):
     """Permutation p (S,) int64 of y's positions maximising sum_r <x_r, y_p(r)>, so y[p] is aligned with x.
 
     ``x``, ``y``: (S, C) torch tensors or numpy arrays; returns the type of ``x``.

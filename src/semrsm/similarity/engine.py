@@ -187,7 +187,7 @@ def _check_tiles(tiles: Sequence[Tile], n_samples: int) -> None:
 
 def matched_scores(
     reps,
-    matcher: str = "hungarian",
+    matcher: str = "lapjv",
     *,
     tiles: Sequence[Tile] | None = None,
     tile_size: int | None = None,
