@@ -10,15 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from scipy import stats
+from stage_runs import run_tiny
 
-from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.stage_layers_cka import cka_matrix, size_trend
-from semrsm.pipeline.stages import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
-CONF = str(REPO / "conf")
 CONTRACT = {"dataset", "backbone", "layer", "spatial_size", "kernel", "matcher", "cka"}
 TINY = [
     "experiment=layers_cka",
@@ -38,12 +35,7 @@ def root(tmp_path_factory):
 
 
 def run(root, run_name, *overrides):
-    """Compose the tiny layers_cka config (paths under ``root``), run it in ``root/run_name``."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={root}", *TINY, *overrides])
-    run_dir = root / run_name
-    return run_stage(cfg, run_dir), run_dir / "results"
+    return run_tiny(root, run_name, TINY, *overrides)
 
 
 @pytest.fixture(scope="module")

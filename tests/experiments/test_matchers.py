@@ -1,15 +1,13 @@
 """The matchers stage (claim C5) end to end on tiny synthetic features, and its helpers."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from stage_runs import run_tiny
 
-from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.stage_matchers import (
     exact_reference,
     largest_size_summary,
@@ -24,7 +22,6 @@ from semrsm.pipeline.stages import run_stage
 from semrsm.reporting.claims import check_matchers
 from semrsm.similarity import MATCHERS
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
 CONTRACT = ["source", "spatial_size", "matcher", "ms_per_pair", "quality_ratio", "exact"]
 TINY = [
     "experiment=matchers",
@@ -46,12 +43,7 @@ def root(tmp_path_factory):
 
 
 def run(root, run_name, *overrides):
-    """Compose the tiny matchers config (paths under ``root``), run it in ``root/run_name``."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={root}", *TINY, *overrides])
-    run_dir = root / run_name
-    return run_stage(cfg, run_dir), run_dir / "results"
+    return run_tiny(root, run_name, TINY, *overrides)
 
 
 @pytest.fixture(scope="module")

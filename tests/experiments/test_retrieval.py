@@ -1,16 +1,14 @@
 """The retrieval stage (claims C2/C3) end to end on tiny synthetic scenes, and its helpers."""
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
+from stage_runs import rsm_cache_entries, run_tiny
 
 from semrsm.metrics import set_f1
-from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.feature_store import ShardedFeatureWriter
 from semrsm.pipeline.stage_retrieval import (
     category_label,
@@ -23,7 +21,6 @@ from semrsm.pipeline.stage_retrieval import (
 )
 from semrsm.pipeline.stages import run_stage
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
 CONTRACT = ["dataset", "backbone", "layer", "kernel", "matcher", "invariant", "f1_at_1", "n_queries"]
 TINY = [
     "experiment=retrieval",
@@ -42,21 +39,12 @@ def root(tmp_path_factory):
 
 
 def run(root, run_name, *overrides):
-    """Compose the tiny retrieval config (paths under ``root``), run it in ``root/run_name``."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={root}", *TINY, *overrides])
-    run_dir = root / run_name
-    return run_stage(cfg, run_dir), run_dir / "results"
+    return run_tiny(root, run_name, TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
 def resnet_run(root):
     return run(root, "resnet18", *SCENES, "experiment.layers=null")
-
-
-def rsm_cache_entries(root):
-    return sorted((root / "outputs" / "cache" / "rsm").glob("*.npz"))
 
 
 @pytest.mark.slow

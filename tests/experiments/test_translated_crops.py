@@ -1,19 +1,16 @@
 """The translated_crops stage (claim C1) end to end on tiny synthetic crops, and its helpers."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from stage_runs import rsm_cache_entries, run_tiny
 
-from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.feature_store import ShardedFeatureWriter
 from semrsm.pipeline.stage_translated_crops import c1_holds, crop_groups, separation_rows
 from semrsm.pipeline.stages import run_stage
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
 CONTRACT = ["dataset", "backbone", "layer", "spatial_size", "rsm", "kernel", "matcher", "auroc"]
 CONTRACT += ["same_mean", "different_mean"]
 TINY = [
@@ -36,21 +33,12 @@ def root(tmp_path_factory):
 
 
 def run(root, run_name, *overrides):
-    """Compose the tiny translated_crops config (paths under ``root``), run it in ``root/run_name``."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={root}", *TINY, *overrides])
-    run_dir = root / run_name
-    return run_stage(cfg, run_dir), run_dir / "results"
+    return run_tiny(root, run_name, TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
 def resnet_run(root):
     return run(root, "resnet18")
-
-
-def rsm_cache_entries(root):
-    return sorted((root / "outputs" / "cache" / "rsm").glob("*.npz"))
 
 
 @pytest.mark.slow
