@@ -121,7 +121,8 @@ class FeatureExtractor(pl.LightningModule):
 
 
 class ShardWriterCallback(BasePredictionWriter):
-    """Hands every predicted batch to a ``ShardedFeatureWriter`` (which writes each shard once it is full)."""
+    """Hands every predicted batch to a ``ShardedFeatureWriter``, which writes its rows into the final arrays and
+    marks each full shard finished."""
 
     def __init__(self, writer: ShardedFeatureWriter):
         super().__init__(write_interval="batch")

@@ -7,9 +7,11 @@ Layout of one complete entry ``<root>/<key>/``::
     layers/<nn>_<layer>.npy  one memory-mappable array per tapped layer, (N, C, H, W) or (N, T, D)
     logits.npy             (N, K) float32, only for backbones with a classification head
 
-While it is being computed the entry lives in ``<root>/<key>.partial/`` as fixed-size shards, each published
-atomically, so a killed extraction resumes with the unfinished shards only. The complete entry appears with one
-``os.replace``: readers see all of it or nothing.
+While it is being computed the entry lives in ``<root>/<key>.partial/``: its per-layer arrays are
+preallocated there once the first batch gives their shapes, and every batch is written straight into its rows.
+Samples are grouped into fixed-size shards; a shard is finished once its rows are flushed and its marker
+file (holding its samples) is written atomically, so a killed extraction resumes with unfinished shards only.
+The complete entry appears with one ``os.replace``: readers see all of it or nothing.
 """
 
 from __future__ import annotations
@@ -131,11 +133,12 @@ def open_feature_set(root: str | Path, key: str) -> FeatureSet | None:
 
 
 class ShardedFeatureWriter:
-    """Writes one store entry as fixed-size shards of samples, resumable after a kill, published atomically.
+    """Writes one store entry in place in fixed-size shards of samples, resumable, published atomically.
 
-    Sample ``i`` belongs to shard ``i // shard_size``. Rows may arrive in any batch size; a shard is written (to a
-    temporary directory, then renamed) as soon as all its rows have arrived. ``pending_indices()`` lists the samples
-    of unfinished shards, so a restarted extraction computes only those. Call under ``store_lock``.
+    Sample ``i`` belongs to shard ``i // shard_size``. Rows may arrive in any batch size; each batch is
+    written straight into the preallocated memory-mapped arrays, and a shard is marked finished (rows flushed,
+    then a marker file written atomically) once all its rows have arrived. ``pending_indices()`` lists the
+    samples of unfinished shards, so a restarted extraction computes only those. Call under ``store_lock``.
     """
 
     def __init__(
@@ -172,7 +175,12 @@ class ShardedFeatureWriter:
         self.details = dict(details or {})
         self.partial_dir = self.root / f"{self.key}.partial"
         self.shard_dir = self.partial_dir / "shards"
-        self._buffers: dict[int, _ShardBuffer] = {}
+        self.entry_dir = self.partial_dir / "entry"
+        self._paths = {layer: Path("layers") / self.files[layer] for layer in self.layouts}
+        if has_logits:
+            self._paths["__logits__"] = Path("logits.npy")
+        self._arrays: dict[str, np.memmap] | None = None
+        self._pending: dict[int, _ShardSamples] = {}
         self._prepare_partial_dir()
 
     @property
@@ -183,25 +191,38 @@ class ShardedFeatureWriter:
         return range(shard * self.shard_size, min((shard + 1) * self.shard_size, self.num_samples))
 
     def _prepare_partial_dir(self) -> None:
-        """Reuse shards of an interrupted run only if they were cut the same way; otherwise start over."""
-        plan = {"key": self.key, "num_samples": self.num_samples, "shard_size": self.shard_size}
+        """Reuse the rows of an interrupted run only if it wrote the same arrays; otherwise start over."""
+        plan = {
+            "key": self.key,
+            "num_samples": self.num_samples,
+            "shard_size": self.shard_size,
+            "dtype": self.dtype,
+            "files": {name: str(path) for name, path in self._paths.items()},
+        }
         plan_path = self.partial_dir / "plan.json"
         if plan_path.is_file() and json.loads(plan_path.read_text()) != plan:
             shutil.rmtree(self.partial_dir)
         self.shard_dir.mkdir(parents=True, exist_ok=True)
+        (self.entry_dir / "layers").mkdir(parents=True, exist_ok=True)
         _write_json(plan_path, plan)
 
     def discard_partial(self) -> None:
-        """Drop all shards of an interrupted run (``force``)."""
+        """Drop all rows and shards of an interrupted run (``force``)."""
+        self._arrays = None
+        self._pending.clear()
         shutil.rmtree(self.partial_dir, ignore_errors=True)
-        self._buffers.clear()
         self._prepare_partial_dir()
 
+    def _marker(self, shard: int) -> Path:
+        return self.shard_dir / f"{shard:06d}.json"
+
     def finished_shards(self) -> set[int]:
-        return {int(p.name) for p in self.shard_dir.iterdir() if p.is_dir() and _SHARD_NAME.match(p.name)}
+        return {
+            int(p.stem) for p in self.shard_dir.iterdir() if p.suffix == ".json" and _SHARD_NAME.match(p.stem)
+        }
 
     def pending_indices(self) -> list[int]:
-        """Sample indices of shards not yet on disk, in order."""
+        """Sample indices of shards not yet finished on disk, in order."""
         done = self.finished_shards()
         return [i for shard in range(self.num_shards) if shard not in done for i in self.shard_range(shard)]
 
@@ -212,7 +233,7 @@ class ShardedFeatureWriter:
         samples: Sequence[Mapping[str, Any]],
         logits: np.ndarray | None = None,
     ) -> None:
-        """Add a batch of rows (global sample ``indices``); writes every shard this completes."""
+        """Write a batch of rows (global sample ``indices``) in place; marks every shard this completes."""
         indices = np.asarray(indices, dtype=np.int64)
         if set(features) != set(self.layouts):
             raise ValueError(f"features have layers {sorted(features)}, expected {sorted(self.layouts)}")
@@ -223,14 +244,20 @@ class ShardedFeatureWriter:
         arrays = {layer: self._convert(layer, array, len(indices)) for layer, array in features.items()}
         if logits is not None:
             arrays["__logits__"] = np.asarray(logits, dtype=np.float32)
+        outputs = self._outputs(arrays)
+        for name, array in arrays.items():
+            outputs[name][indices] = array
         for row, index in enumerate(indices.tolist()):
             shard = index // self.shard_size
-            buffer = self._buffers.get(shard)
-            if buffer is None:
-                buffer = self._buffers[shard] = _ShardBuffer(self.shard_range(shard), arrays)
-            buffer.put(index, {name: array[row] for name, array in arrays.items()}, samples[row])
-            if buffer.full:
-                self._write_shard(shard, self._buffers.pop(shard))
+            if shard not in self._pending:
+                self._pending[shard] = _ShardSamples(self.shard_range(shard))
+            self._pending[shard].put(index, samples[row])
+        completed = [shard for shard, shard_samples in self._pending.items() if shard_samples.full]
+        if completed:
+            for output in outputs.values():
+                output.flush()
+            for shard in completed:
+                _write_json(self._marker(shard), self._pending.pop(shard).samples)
 
     def _convert(self, layer: str, array: np.ndarray, batch: int) -> np.ndarray:
         array = np.asarray(array)
@@ -247,44 +274,45 @@ class ShardedFeatureWriter:
             )
         return converted
 
-    def _write_shard(self, shard: int, buffer: _ShardBuffer) -> None:
-        final = self.shard_dir / f"{shard:06d}"
-        tmp = self.shard_dir / f"{shard:06d}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for name, array in buffer.arrays.items():
-            np.save(tmp / ("logits.npy" if name == "__logits__" else self.files[name]), array)
-        _write_json(tmp / "samples.json", buffer.samples)
-        os.replace(tmp, final)
+    def _outputs(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.memmap]:
+        """The entry's memory-mapped arrays: reopened, or preallocated with the shapes of this first batch."""
+        if self._arrays is None:
+            self._arrays = {name: self._open_array(name, array) for name, array in arrays.items()}
+        for name, array in arrays.items():
+            expected = self._arrays[name].shape[1:]
+            if array.shape[1:] != expected:
+                raise ValueError(
+                    f"{name!r}: batch rows have shape {array.shape[1:]}, earlier samples {expected}"
+                )
+        return self._arrays
+
+    def _open_array(self, name: str, example: np.ndarray) -> np.memmap:
+        path = self.entry_dir / self._paths[name]
+        if path.is_file():
+            return np.lib.format.open_memmap(path, mode="r+")
+        tmp = (
+            self.partial_dir / f"{path.name}.tmp"
+        )  # a kill mid-allocation leaves no half-made array in the entry
+        array = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=example.dtype, shape=(self.num_samples, *example.shape[1:])
+        )
+        os.replace(tmp, path)
+        return array
 
     def finalize(self) -> FeatureSet:
-        """Consolidate all shards into the complete entry, publish it atomically and drop the shards."""
+        """Add samples and manifest to the finished arrays, publish the entry atomically, drop the shards."""
         missing = sorted(set(range(self.num_shards)) - self.finished_shards())
-        if missing or self._buffers:
+        if missing or self._pending:
             raise RuntimeError(f"cannot finalize {self.key}: shards {missing} not written yet")
-        build = self.partial_dir / "complete"
-        shutil.rmtree(build, ignore_errors=True)
-        (build / "layers").mkdir(parents=True)
-        shards = [self.shard_dir / f"{shard:06d}" for shard in range(self.num_shards)]
-        shapes = {}
-        outputs = [(self.files[layer], build / "layers" / self.files[layer]) for layer in self.layouts]
-        if self.has_logits:
-            outputs.append(("logits.npy", build / "logits.npy"))
-        for name, target in outputs:
-            first = np.load(shards[0] / name, mmap_mode="r")
-            out = np.lib.format.open_memmap(
-                target, mode="w+", dtype=first.dtype, shape=(self.num_samples, *first.shape[1:])
-            )
-            for shard, shard_path in enumerate(shards):
-                rows = self.shard_range(shard)
-                out[rows.start : rows.stop] = np.load(shard_path / name, mmap_mode="r")
-            out.flush()
-            shapes[name] = list(out.shape)
-            del out
-        samples = [s for shard_path in shards for s in json.loads((shard_path / "samples.json").read_text())]
-        _write_json(build / "samples.json", samples)
+        self._arrays = None
+        shapes = {
+            name: list(np.load(self.entry_dir / path, mmap_mode="r").shape)
+            for name, path in self._paths.items()
+        }
+        samples = [s for shard in range(self.num_shards) for s in json.loads(self._marker(shard).read_text())]
+        _write_json(self.entry_dir / "samples.json", samples)
         _write_json(
-            build / "manifest.json",
+            self.entry_dir / "manifest.json",
             {
                 "format": FORMAT_VERSION,
                 "key": self.key,
@@ -293,13 +321,13 @@ class ShardedFeatureWriter:
                 "layers": list(self.layouts),
                 "layouts": self.layouts,
                 "files": self.files,
-                "shapes": {layer: shapes[self.files[layer]] for layer in self.layouts},
-                "logits_shape": shapes.get("logits.npy"),
+                "shapes": {layer: shapes[layer] for layer in self.layouts},
+                "logits_shape": shapes.get("__logits__"),
                 "key_config": self.key_config,
                 "details": self.details,
             },
         )
-        self._publish(build)
+        self._publish(self.entry_dir)
         return FeatureSet(self.root / self.key)
 
     def _publish(self, build: Path) -> None:
@@ -312,14 +340,11 @@ class ShardedFeatureWriter:
         shutil.rmtree(self.partial_dir, ignore_errors=True)
 
 
-class _ShardBuffer:
-    """In-memory rows of one shard until all of them have arrived."""
+class _ShardSamples:
+    """Per-sample records of one shard until all of its rows have arrived."""
 
-    def __init__(self, rows: range, example: Mapping[str, np.ndarray]):
+    def __init__(self, rows: range):
         self.start = rows.start
-        self.arrays = {
-            name: np.empty((len(rows), *a.shape[1:]), dtype=a.dtype) for name, a in example.items()
-        }
         self.samples: list[dict[str, Any] | None] = [None] * len(rows)
         self._missing = len(rows)
 
@@ -327,14 +352,8 @@ class _ShardBuffer:
     def full(self) -> bool:
         return self._missing == 0
 
-    def put(self, index: int, row: Mapping[str, np.ndarray], sample: Mapping[str, Any]) -> None:
+    def put(self, index: int, sample: Mapping[str, Any]) -> None:
         offset = index - self.start
-        for name, value in row.items():
-            if value.shape != self.arrays[name].shape[1:]:
-                raise ValueError(
-                    f"{name!r}: sample {index} has shape {value.shape}, earlier samples {self.arrays[name].shape[1:]}"
-                )
-            self.arrays[name][offset] = value
         if self.samples[offset] is None:
             self._missing -= 1
         self.samples[offset] = {
