@@ -10,7 +10,6 @@ holding its matched scores in pair order; the parts of one partition assemble in
 from __future__ import annotations
 
 import bisect
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from semrsm.similarity import MatchedScores, Tile
-from semrsm.similarity.engine import TILE_BYTES
+from semrsm.similarity.engine import tile_side
 
 PART_NAME = re.compile(r"(\d+)-of-(\d+)\.npz")
 
@@ -101,11 +100,7 @@ class PairTile:
         """Engine tiles computing exactly this tile's pairs, each at most ``tile_size``^2 pairs of products
         (default as ``plan_tiles``: about N / 8, at most what fits 128 MiB at ``bytes_per_pair``)."""
         n = self.num_samples
-        if tile_size is None:
-            fits = max(1, math.isqrt(TILE_BYTES // max(1, bytes_per_pair)))
-            tile_size = min(fits, max(4, math.ceil(n / 8)))
-        if not _is_int(tile_size) or tile_size < 1:
-            raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
+        tile_size = tile_side(n, bytes_per_pair, tile_size)
         whole_rows, tiles = [], []
         width = tile_size * tile_size  # a single row's products may take a whole tile's budget
         for row, first, end in self.segments():

@@ -46,6 +46,15 @@ def _check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def tile_side(n_samples: int, bytes_per_pair: int, tile_size: int | None = None) -> int:
+    """Samples per tile side: ``tile_size`` checked, or by default about N / 8 and at most what fits 128 MiB of
+    products at ``bytes_per_pair``."""
+    if tile_size is None:
+        fits = max(1, math.isqrt(TILE_BYTES // max(1, bytes_per_pair)))
+        tile_size = min(fits, max(4, math.ceil(n_samples / 8)))
+    return _check_positive_int("tile_size", tile_size)
+
+
 def plan_tiles(n_samples: int, bytes_per_pair: int, tile_size: int | None = None) -> list[Tile]:
     """Tiles covering every pair i < j of ``n_samples`` once.
 
@@ -53,10 +62,7 @@ def plan_tiles(n_samples: int, bytes_per_pair: int, tile_size: int | None = None
     at most what fits 128 MiB at ``bytes_per_pair`` (S * S * itemsize for semantic matching). A launcher may
     spread the tiles over machines.
     """
-    if tile_size is None:
-        fits = max(1, math.isqrt(TILE_BYTES // max(1, bytes_per_pair)))
-        tile_size = min(fits, max(4, math.ceil(n_samples / 8)))
-    size = _check_positive_int("tile_size", tile_size)
+    size = tile_side(n_samples, bytes_per_pair, tile_size)
     starts = range(0, n_samples, size)
     tiles = [
         Tile(range(a, min(a + size, n_samples)), range(b, min(b + size, n_samples)))
