@@ -7,9 +7,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+from stage_runs import tiny_feature_set
 
 from semrsm.pipeline import rsm_cache
-from semrsm.pipeline.feature_store import ShardedFeatureWriter
 from semrsm.pipeline.rsm_cache import (
     layer_rsms,
     layer_scores,
@@ -27,15 +27,7 @@ N = 6
 
 @pytest.fixture
 def features(tmp_path):
-    rng = np.random.default_rng(0)
-    arrays = {
-        "conv": np.maximum(rng.normal(size=(N, 4, 3, 3)), 0).astype(np.float32),
-        "tokens": rng.normal(size=(N, 5, 3)).astype(np.float32),
-    }
-    writer = ShardedFeatureWriter(tmp_path / "features", {"test": 1}, N, {"conv": "NCHW", "tokens": "NTD"})
-    samples = [{"id": f"s{i}", "label": 0, "objects": [], "meta": {}} for i in range(N)]
-    writer.add(np.arange(N), arrays, samples)
-    return writer.finalize()
+    return tiny_feature_set(tmp_path, N, tokens=5)
 
 
 def make_cfg(tmp_path, kernel="cosine", matcher=None, **extra):

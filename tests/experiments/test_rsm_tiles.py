@@ -13,11 +13,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from stage_runs import tiny_feature_set
 
 from semrsm.pipeline import rsm_cache
 from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.extract_stage import load_features
-from semrsm.pipeline.feature_store import ShardedFeatureWriter
 from semrsm.pipeline.rsm_cache import cache_entry, layer_rsms, layer_scores
 from semrsm.pipeline.stage_rsm_tiles import layer_tile
 from semrsm.pipeline.stages import run_stage
@@ -100,15 +100,7 @@ def test_bad_tile_choice_raises_naming_it():
 
 @pytest.fixture
 def features(tmp_path):
-    rng = np.random.default_rng(0)
-    arrays = {
-        "conv": np.maximum(rng.normal(size=(N, 4, 3, 3)), 0).astype(np.float32),
-        "tokens": rng.normal(size=(N, 6, 3)).astype(np.float32),
-    }
-    writer = ShardedFeatureWriter(tmp_path / "features", {"test": 1}, N, {"conv": "NCHW", "tokens": "NTD"})
-    samples = [{"id": f"s{i}", "label": 0, "objects": [], "meta": {}} for i in range(N)]
-    writer.add(np.arange(N), arrays, samples)
-    return writer.finalize()
+    return tiny_feature_set(tmp_path, N, tokens=6)
 
 
 def make_cfg(cache_dir, matcher=None):
