@@ -4,8 +4,8 @@
     python experiments/run.py -m hydra/launcher=joblib experiment=extract backbone=resnet18,resnet50
 
 Results land in ``<run dir>/results`` (see ``semrsm.pipeline.stages``); ``--help`` lists every config option.
-A ValueError or FileNotFoundError (bad option, missing data, weights or checkpoint) is printed as its message
-alone; its traceback stays in ``<run dir>/results.failed/status.json``.
+A ValueError, FileNotFoundError or NoSpaceError (bad option, missing data, weights or checkpoint, corrupt
+file, full disk) is printed as its message alone; its traceback stays in ``<run dir>/results.failed/``.
 """
 
 import logging
@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from semrsm.pipeline.config import StageError, register_resolvers
 from semrsm.pipeline.stages import run_stage
+from semrsm.storage import NoSpaceError
 
 register_resolvers()
 # Third-party noise that says nothing about the run: Lightning's own deprecation and its advertising tip.
@@ -32,9 +33,9 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run_stage(cfg, run_dir)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, NoSpaceError) as error:
         failed = run_dir / "results.failed"
-        where = f" (traceback in {failed / 'status.json'})" if failed.is_dir() else ""
+        where = f" (traceback in {failed / 'status.json'})" if (failed / "status.json").is_file() else ""
         raise StageError(f"{type(error).__name__}: {error}{where}") from error
 
 

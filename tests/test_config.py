@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError
 
+from semrsm.models import build_backbone
 from semrsm.pipeline.config import build, override_dirname, register_resolvers
 from semrsm.pipeline.stages import validate_config
 from semrsm.similarity import get_matcher
@@ -117,6 +118,29 @@ def test_composed_config_is_struct(tmp_path):
 def test_added_misspelt_key_fails_validation_with_the_valid_keys(tmp_path):
     with pytest.raises(ValueError, match=r"features\.dtyp \(did you mean features\.dtype\?\).*valid keys"):
         validate_config(_compose(tmp_path, "+features.dtyp=float16"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+forse=true", r"unknown key\(s\) forse \(did you mean force\?\); valid keys of the config"),
+        ("+kernel.sigm=1", r"kernel\.sigm; valid keys of kernel: \['name'\]"),
+        ("+kernel.sigm=1 kernel=rbf", r"kernel\.sigm \(did you mean kernel\.sigma\?\)"),
+        ("+matcher.windw=4 matcher=batch_optimal", r"matcher\.windw \(did you mean matcher\.window\?\)"),
+        ("+paths.cache=/x", r"paths\.cache \(did you mean paths\.cache_dir\?\)"),
+        ("+dataset.num_clases=3", r"dataset\.num_clases \(did you mean dataset\.num_classes\?\)"),
+        ("+logger.projekt=x", r"logger\.projekt \(did you mean logger\.project\?\)"),
+        ("dataset=synthetic_crops +dataset.base.splt=train", r"dataset\.base\.splt \(did you mean"),
+    ],
+)
+def test_keys_added_with_plus_are_checked_in_every_group(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        validate_config(_compose(tmp_path, *override.split()))
+
+
+def test_added_backbone_options_are_checked_by_the_backbone_builder():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['img_sise'\] for backbone 'resnet18'"):
+        build_backbone("resnet18", pretrained=False, img_sise=64)
 
 
 def test_paths_follow_root_and_environment(tmp_path, monkeypatch):

@@ -1,9 +1,11 @@
 """The RSM cache: one matching per (features, layer, matcher) serves every kernel, reused until forced."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
@@ -78,7 +80,8 @@ def test_one_matching_serves_all_kernels_and_is_reused(tmp_path, features, count
     np.testing.assert_array_equal(again["cosine"], first["cosine"])
     assert count_matchings == ["hungarian"]
     entries = sorted(p.name for p in rsm_cache_dir(cfg).iterdir() if p.suffix == ".npz")
-    assert entries == [f"{rsm_cache_key(features.key, 'conv', 'hungarian', {})}.npz"]
+    key = rsm_cache_key(features.key, "conv", "hungarian", {}, features.layer_checksum("conv"))
+    assert entries == [f"{key}.npz"]
 
 
 def test_force_recomputes(tmp_path, features, count_matchings):
@@ -136,13 +139,25 @@ def test_bad_input_raises(tmp_path, features):
         layer_rsms(make_cfg(tmp_path, matcher={"name": "fast"}), features, "conv", True)
 
 
-def test_corrupt_shape_entry_is_reported(tmp_path, features):
+@pytest.mark.parametrize("damage", ["wrong shape", "truncated", "flipped byte"])
+def test_a_corrupt_entry_is_reported_and_computed_again(tmp_path, features, caplog, damage):
     cfg = make_cfg(tmp_path)
-    path = rsm_cache_dir(cfg) / f"{rsm_cache_key(features.key, 'conv', 'identity', {})}.npz"
-    path.parent.mkdir(parents=True)
-    np.savez(path, scores=np.zeros((2, 2)), sq_norms=np.ones(2))
-    with pytest.raises(ValueError, match="force=true"):
-        layer_scores(cfg, features, "conv", False, progress=False)
+    clean = layer_scores(cfg, features, "conv", False, progress=False)
+    key = rsm_cache_key(features.key, "conv", "identity", {}, features.layer_checksum("conv"))
+    path = rsm_cache_dir(cfg) / f"{key}.npz"
+    if damage == "wrong shape":
+        np.savez(path, scores=np.zeros((2, 2)), sq_norms=np.ones(2))
+    else:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x08
+        path.write_bytes(bytes(data[:300] if damage == "truncated" else data))
+    with caplog.at_level(logging.WARNING):
+        again = layer_scores(cfg, features, "conv", False, progress=False)
+    assert f"corrupt or truncated file {path}" in caplog.text and "computing it again" in caplog.text
+    torch.testing.assert_close(again.scores, clean.scores, rtol=0, atol=0)
+    torch.testing.assert_close(
+        layer_scores(cfg, features, "conv", False, progress=False).scores, clean.scores
+    )
 
 
 def test_select_layers_and_spatial_size(features):

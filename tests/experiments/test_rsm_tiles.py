@@ -18,7 +18,7 @@ from stage_runs import tiny_feature_set
 from semrsm.pipeline import rsm_cache
 from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.extract_stage import load_features
-from semrsm.pipeline.rsm_cache import cache_entry, layer_rsms, layer_scores
+from semrsm.pipeline.rsm_cache import cache_entry, compute_scores, layer_rsms, layer_scores
 from semrsm.pipeline.stage_rsm_tiles import layer_tile
 from semrsm.pipeline.stages import run_stage
 from semrsm.pipeline.tiles import PairTile, check_tile_choice, pair_count, save_part
@@ -214,11 +214,30 @@ def test_a_part_of_the_wrong_size_is_reported(tmp_path, features):
         torch.zeros(N + 1, N + 1, dtype=torch.float64), torch.ones(N + 1, dtype=torch.float64)
     )
     save_part(entry.parts_dir, PairTile(N + 1, 0, 2), wrong)
-    with pytest.raises(ValueError, match=r"tile part .*0-of-2\.npz holds \(33,\) scores .* delete it"):
-        layer_scores(cfg, features, "conv", True, progress=False)
     (entry.parts_dir / "0-of-2.npz").rename(entry.parts_dir / "5-of-2.npz")
     with pytest.raises(ValueError, match=r"tile part .*5-of-2\.npz does not fit 11 samples"):
         layer_scores(cfg, features, "conv", True, progress=False)
+
+
+@pytest.mark.parametrize("damage", ["wrong size", "truncated"])
+def test_a_corrupt_part_is_reported_and_its_tile_computed_again(tmp_path, features, caplog, damage):
+    cfg = make_cfg(tmp_path / "cache")
+    entry = cache_entry(cfg, features, "conv", True)
+    whole = compute_scores(entry, features, progress=False)
+    for index in range(2):
+        save_part(entry.parts_dir, PairTile(N, index, 2), whole)
+    part = entry.parts_dir / "0-of-2.npz"
+    if damage == "wrong size":
+        wrong = MatchedScores(
+            torch.zeros(N + 1, N + 1, dtype=torch.float64), torch.ones(N + 1, dtype=torch.float64)
+        )
+        save_part(entry.parts_dir, PairTile(N + 1, 0, 2), wrong)
+    else:
+        part.write_bytes(part.read_bytes()[:150])
+    with caplog.at_level(logging.WARNING):
+        merged = layer_scores(cfg, features, "conv", True, progress=False)
+    assert f"corrupt or truncated file {part}" in caplog.text and "computed again" in caplog.text
+    torch.testing.assert_close(merged.scores, whole.scores, rtol=0, atol=0)
 
 
 # --- the stage through Hydra configs

@@ -1,11 +1,15 @@
 """Feature store: keys, round trip, resumable shards, atomic publication."""
 
+import errno
 import json
+import logging
+import os
 
 import numpy as np
 import pytest
 
 from semrsm.pipeline.feature_store import FeatureSet, ShardedFeatureWriter, feature_key, open_feature_set
+from semrsm.storage import CorruptFileError, NoSpaceError
 
 LAYOUTS = {"conv": "NCHW", "tok": "NTD"}
 N = 7
@@ -106,3 +110,67 @@ def test_bad_input_is_rejected(tmp_path):
 def test_missing_feature_set_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="no complete feature set"):
         FeatureSet(tmp_path / "nothing")
+
+
+def _flip_byte(path, offset_from_end=8):
+    data = bytearray(path.read_bytes())
+    data[-offset_from_end] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupt_or_truncated_entry_is_refused_naming_the_file(tmp_path):
+    features, logits, samples = _rows()
+    writer = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    _add(writer, list(range(N)), features, logits, samples)
+    entry = writer.finalize().path
+    layer_file = entry / "layers" / "01_tok.npy"
+    _flip_byte(layer_file)
+    with pytest.raises(CorruptFileError, match=r"01_tok\.npy: checksum"):
+        open_feature_set(tmp_path, writer.key)
+    _flip_byte(layer_file)  # flipped back: valid again
+    assert open_feature_set(tmp_path, writer.key).layer("tok").shape == (N, 5, 4)
+    layer_file.write_bytes(layer_file.read_bytes()[:-4])
+    with pytest.raises(CorruptFileError, match=r"01_tok\.npy: \d+ bytes, expected"):
+        open_feature_set(tmp_path, writer.key)
+    (entry / "manifest.json").write_text((entry / "manifest.json").read_text()[:40])
+    with pytest.raises(CorruptFileError, match=r"manifest\.json: not valid JSON"):
+        open_feature_set(tmp_path, writer.key)
+
+
+def test_a_resume_redoes_finished_shards_whose_rows_changed(tmp_path, caplog):
+    features, logits, samples = _rows()
+    first = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    _add(first, [0, 1, 2, 3, 4, 5], features, logits, samples)  # shards 0 and 1 finished, then "killed"
+    conv = np.load(first.entry_dir / "layers" / "00_conv.npy", mmap_mode="r+")
+    conv[4, 0, 0, 0] += 1.0  # a flipped value in shard 1
+    conv.flush()
+    del conv, first
+    with caplog.at_level(logging.WARNING):
+        resumed = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    assert "shard 1" in caplog.text and "fails its checksum" in caplog.text
+    assert resumed.pending_indices() == [3, 4, 5, 6]
+    _add(resumed, [3, 4, 5, 6], features, logits, samples)
+    np.testing.assert_array_equal(resumed.finalize().layer("conv"), features["conv"].astype(np.float32))
+
+
+def test_a_truncated_shard_marker_counts_as_unfinished(tmp_path):
+    features, logits, samples = _rows()
+    first = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    _add(first, [0, 1, 2], features, logits, samples)
+    marker = first.shard_dir / "000000.json"
+    marker.write_text(marker.read_text()[:10])
+    resumed = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    assert resumed.pending_indices() == list(range(N))
+
+
+def test_disk_full_at_allocation_is_an_error_and_leaves_no_array(tmp_path, monkeypatch):
+    features, logits, samples = _rows()
+    writer = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(NoSpaceError, match=f"cannot write to {writer.partial_dir}"):
+        _add(writer, [0, 1], features, logits, samples)
+    assert not list(writer.partial_dir.glob("*.tmp")) and not list((writer.entry_dir / "layers").iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 import re
 import warnings
 from collections.abc import Iterable, Iterator
@@ -12,14 +13,31 @@ from pathlib import Path
 from typing import Any
 
 from hydra.errors import CompactHydraException, InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline.feature_store import DTYPES
+from semrsm.similarity import get_matcher
+from semrsm.similarity.kernels import KERNEL_OPTIONS, check_kernel
 
 DIRNAME_RESOLVER = "semrsm.dirname"
 MAX_DIRNAME = 200
 FEATURE_OPTIONS = ("dtype", "batch_size", "num_workers", "shard_size", "progress_bar")
+TOP_LEVEL_KEYS = (
+    "paths",
+    "dataset",
+    "backbone",
+    "kernel",
+    "matcher",
+    "experiment",
+    "logger",
+    "seed",
+    "force",
+    "features",
+    "hydra",
+)
+PATH_KEYS = ("root_dir", "data_dir", "output_dir", "cache_dir", "checkpoint_dir")
+RUNTIME_ARGUMENTS = ("out_dir", "config")  # a logger's arguments given by the stage runner, not the config
 
 # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema, which then validates it: intended.
 # Set at import so that launcher worker processes (which import this module with the task) are quiet too.
@@ -92,11 +110,12 @@ def file_identities(*configs: Any) -> dict[str, list[int]]:
 def unknown_keys_error(where: str, unknown: Iterable[str], valid: Iterable[str]) -> ValueError:
     """ValueError naming misspelt keys, the closest valid key for each, and all valid keys."""
     valid = sorted(valid)
+    prefix = f"{where}." if where else ""
     hints = []
     for key in sorted(unknown):
         close = difflib.get_close_matches(key, valid, n=1)
-        hints.append(f"{where}.{key}" + (f" (did you mean {where}.{close[0]}?)" if close else ""))
-    return ValueError(f"unknown key(s) {', '.join(hints)}; valid keys of {where}: {valid}")
+        hints.append(f"{prefix}{key}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
+    return ValueError(f"unknown key(s) {', '.join(hints)}; valid keys of {where or 'the config'}: {valid}")
 
 
 def check_keys(node: DictConfig, where: str, valid: Iterable[str]) -> None:
@@ -105,6 +124,31 @@ def check_keys(node: DictConfig, where: str, valid: Iterable[str]) -> None:
     unknown = set(node.keys()) - valid
     if unknown:
         raise unknown_keys_error(where, unknown, valid)
+
+
+def _check_target_keys(node: DictConfig, where: str, runtime: tuple[str, ...] = ()) -> None:
+    """The keys of a ``_target_`` node (and of its nested ``_target_`` nodes) against the target's parameters;
+    a target taking ``**kwargs`` checks its own (e.g. ``build_backbone`` its model's options)."""
+    parameters = inspect.signature(get_object(node._target_)).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        check_keys(node, where, {"_target_", *(name for name in parameters if name not in runtime)})
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and "_target_" in child:
+            _check_target_keys(child, f"{where}.{key}")
+
+
+def validate_config_keys(cfg: DictConfig) -> None:
+    """Misspelt keys anywhere Hydra lets them in (``+key=value``): at the top level, in the kernel and matcher
+    (their options), the paths, and the ``_target_`` groups (the target's parameters); ValueError naming each
+    with the closest valid key and all valid keys."""
+    check_keys(cfg, "", TOP_LEVEL_KEYS)
+    check_keys(cfg.kernel, "kernel", ("name", *KERNEL_OPTIONS[check_kernel(cfg.kernel.name)]))
+    check_keys(cfg.matcher, "matcher", ("name", *get_matcher(cfg.matcher.name).defaults))
+    check_keys(cfg.paths, "paths", PATH_KEYS)
+    for group in ("dataset", "backbone"):
+        _check_target_keys(cfg[group], group)
+    _check_target_keys(cfg.logger, "logger", RUNTIME_ARGUMENTS)
 
 
 def validate_features(cfg: DictConfig) -> None:

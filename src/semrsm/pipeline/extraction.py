@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +25,9 @@ from semrsm.pipeline.feature_store import (
     open_feature_set,
     store_lock,
 )
+from semrsm.storage import CorruptFileError
+
+log = logging.getLogger(__name__)
 
 
 class IndexedSamples(Dataset):
@@ -182,7 +187,7 @@ def extract_features(
     root = Path(store_root)
     key = feature_key(full_config)
     with store_lock(root, key):
-        if not force and (existing := open_feature_set(root, key)) is not None:
+        if not force and (existing := _open_verified(root, key)) is not None:
             return existing
         # the backbone first: missing weights fail at once, before a (possibly generated) dataset is built
         backbone = backbone if isinstance(backbone, torch.nn.Module) else backbone()
@@ -210,6 +215,17 @@ def extract_features(
         features = writer.finalize()
         features.computed_samples = len(pending)
         return features
+
+
+def _open_verified(root: Path, key: str) -> FeatureSet | None:
+    """The complete entry ``key``, or None when there is none or it is corrupt (then it is removed, with a
+    warning naming the bad file, to be computed again)."""
+    try:
+        return open_feature_set(root, key)
+    except CorruptFileError as error:
+        log.warning("feature store: %s; computing the feature set %s again", error, root / key)
+        shutil.rmtree(root / key)
+        return None
 
 
 def _predict(dataset, backbone, writer, indices, batch_size, num_workers, progress_bar) -> None:

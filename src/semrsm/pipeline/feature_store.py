@@ -10,51 +10,55 @@ Layout of one complete entry ``<root>/<key>/``::
 While it is being computed the entry lives in ``<root>/<key>.partial/``: its per-layer arrays are
 preallocated there once the first batch gives their shapes, and every batch is written straight into its rows.
 Samples are grouped into fixed-size shards; a shard is finished once its rows are flushed and its marker
-file (holding its samples) is written atomically, so a killed extraction resumes with unfinished shards only.
-The complete entry appears with one ``os.replace``: readers see all of it or nothing.
+file (holding its samples and the checksum of its rows in every array) is written atomically, so a killed
+extraction resumes with unfinished shards only; a resume re-checks the rows of every finished shard and redoes
+those that no longer match. The arrays' blocks are reserved on disk before they are memory-mapped, so a full
+disk is an error naming the directory, not a SIGBUS. The complete entry appears with one ``os.replace``:
+readers see all of it or nothing. Its manifest records the size and checksum of every file, checked when the
+entry is opened: a corrupt or truncated entry raises ``CorruptFileError`` naming the file, never loads.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
+import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from semrsm.storage import (
+    CorruptFileError,
+    atomic_write_json,
+    checksum,
+    content_hash,
+    disk_full_as_error,
+    file_checksum,
+    file_lock,
+    publish_dir,
+    read_json,
+    reserve_file,
+    verify_file,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2  # 2: checksums of every file in the manifest and of every shard's rows in its marker
 DTYPES = ("float16", "float32")
 LAYOUTS = ("NCHW", "NTD")
 _SHARD_NAME = re.compile(r"^\d{6}$")
+_MANIFEST_KEYS = ("key", "num_samples", "dtype", "layers", "layouts", "files", "checksums")
+# Entries verified by this process, by the identity (size, mtime) of their files: each is hashed once.
+_VERIFIED: dict[Path, tuple] = {}
 
 
 def feature_key(key_config: Mapping[str, Any]) -> str:
     """Stable 16-hex-digit hash of a JSON-serialisable mapping (independent of key order)."""
-    text = json.dumps(key_config, sort_keys=True, separators=(",", ":"), default=_json_default)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise ValueError(f"value {value!r} of type {type(value).__name__} is not JSON-serialisable")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-    os.replace(tmp, path)
+    return content_hash(key_config)
 
 
 def _layer_files(layers: Sequence[str]) -> dict[str, str]:
@@ -62,28 +66,64 @@ def _layer_files(layers: Sequence[str]) -> dict[str, str]:
     return {layer: f"{i:02d}_{re.sub(r'[^A-Za-z0-9_.-]', '_', layer)}.npy" for i, layer in enumerate(layers)}
 
 
-@contextmanager
-def store_lock(root: Path, key: str) -> Iterator[None]:
+def store_lock(root: Path, key: str) -> AbstractContextManager[None]:
     """Exclusive inter-process lock on one store entry (parallel sweep jobs wait instead of racing)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{key}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(Path(root) / f"{key}.lock", waiting=f"waiting for another process writing {root / key}")
+
+
+def _file_records(directory: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Size and checksum of each file ``names`` (relative to ``directory``), as recorded in a manifest."""
+    return {
+        name: {"bytes": (directory / name).stat().st_size, "checksum": file_checksum(directory / name)}
+        for name in names
+    }
+
+
+def verify_entry(path: Path, manifest: Mapping[str, Any]) -> None:
+    """Check every file the manifest records (size and checksum), once per process and file state;
+    CorruptFileError naming the first file that does not match."""
+    records = manifest.get("checksums")
+    if not isinstance(records, dict) or not records:
+        raise CorruptFileError(path / "manifest.json", "it records no file checksums")
+    identity = _identity(path, records)
+    if _VERIFIED.get(path) == identity:
+        return
+    for name, record in records.items():
+        verify_file(path / name, record["bytes"], record["checksum"])
+    _VERIFIED[path] = identity
+
+
+def _identity(path: Path, names) -> tuple:
+    """(name, size, mtime) of each file: what must not have changed since an entry was verified."""
+    try:
+        return tuple((name, *_size_and_time(path / name)) for name in sorted(names))
+    except FileNotFoundError as error:
+        raise CorruptFileError(error.filename, "the file is missing") from None
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 class FeatureSet:
-    """A complete store entry: lazily memory-mapped per-layer arrays plus per-sample ids, labels, objects, meta."""
+    """A complete store entry: lazily memory-mapped per-layer arrays plus per-sample ids, labels, objects, meta.
+
+    Opening one checks the size and checksum of each of its files (``verify_entry``)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         manifest_path = self.path / "manifest.json"
         if not manifest_path.is_file():
             raise FileNotFoundError(f"no complete feature set at {self.path} (missing {manifest_path.name})")
-        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        samples = json.loads((self.path / "samples.json").read_text())
+        self.manifest: dict[str, Any] = read_json(manifest_path)
+        absent = [key for key in _MANIFEST_KEYS if key not in self.manifest]
+        if absent or self.manifest["key"] != self.path.name:
+            raise CorruptFileError(
+                manifest_path, f"keys {absent} missing or a key not matching its directory"
+            )
+        verify_entry(self.path, self.manifest)
+        samples = read_json(self.path / "samples.json")
         self.ids: tuple[str, ...] = tuple(s["id"] for s in samples)
         self.labels: np.ndarray = np.asarray([s["label"] for s in samples], dtype=np.int64)
         self.objects: tuple[tuple[int, ...], ...] = tuple(tuple(s["objects"]) for s in samples)
@@ -107,14 +147,21 @@ class FeatureSet:
     def dtype(self) -> str:
         return self.manifest["dtype"]
 
+    def layer_checksum(self, name: str) -> str:
+        """Checksum of ``name``'s array file: identifies its content (e.g. in the keys of RSM caches)."""
+        return self.manifest["checksums"][f"layers/{self._file(name)}"]["checksum"]
+
+    def _file(self, name: str) -> str:
+        if name not in self.manifest["files"]:
+            raise ValueError(f"unknown layer {name!r}; this feature set has {list(self.layers)}")
+        return self.manifest["files"][name]
+
     def __len__(self) -> int:
         return len(self.ids)
 
     def layer(self, name: str) -> np.ndarray:
         """Read-only memory map of one layer, (N, C, H, W) or (N, T, D)."""
-        if name not in self.manifest["files"]:
-            raise ValueError(f"unknown layer {name!r}; this feature set has {list(self.layers)}")
-        return np.load(self.path / "layers" / self.manifest["files"][name], mmap_mode="r")
+        return np.load(self.path / "layers" / self._file(name), mmap_mode="r")
 
     @property
     def logits(self) -> np.ndarray | None:
@@ -127,7 +174,8 @@ class FeatureSet:
 
 
 def open_feature_set(root: str | Path, key: str) -> FeatureSet | None:
-    """The complete entry ``key`` under ``root``, or None when it has not been (fully) written."""
+    """The complete entry ``key`` under ``root``, or None when it has not been (fully) written;
+    CorruptFileError when one of its files does not match its manifest."""
     path = Path(root) / key
     return FeatureSet(path) if (path / "manifest.json").is_file() else None
 
@@ -191,7 +239,8 @@ class ShardedFeatureWriter:
         return range(shard * self.shard_size, min((shard + 1) * self.shard_size, self.num_samples))
 
     def _prepare_partial_dir(self) -> None:
-        """Reuse the rows of an interrupted run only if it wrote the same arrays; otherwise start over."""
+        """Reuse the rows of an interrupted run only if it wrote the same arrays and its finished shards still
+        match their checksums (mismatching shards are redone); otherwise start over."""
         plan = {
             "key": self.key,
             "num_samples": self.num_samples,
@@ -200,11 +249,36 @@ class ShardedFeatureWriter:
             "files": {name: str(path) for name, path in self._paths.items()},
         }
         plan_path = self.partial_dir / "plan.json"
-        if plan_path.is_file() and json.loads(plan_path.read_text()) != plan:
+        if plan_path.is_file() and _read_or_none(plan_path) != plan:
             shutil.rmtree(self.partial_dir)
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         (self.entry_dir / "layers").mkdir(parents=True, exist_ok=True)
-        _write_json(plan_path, plan)
+        atomic_write_json(plan_path, plan)
+        self._drop_bad_shards()
+
+    def _drop_bad_shards(self) -> None:
+        """Delete the marker of every finished shard whose record is unreadable or whose rows no longer match
+        their checksums (a flipped byte, a truncated array): those shards are computed again."""
+        arrays = {}
+        for name, path in self._paths.items():
+            try:
+                arrays[name] = np.load(self.entry_dir / path, mmap_mode="r")
+            except (OSError, ValueError):  # missing, or a truncated header: no shard of it can be kept
+                arrays[name] = None
+        for shard in sorted(self.finished_shards()):
+            marker = self._marker(shard)
+            record = _read_or_none(marker)
+            rows = self.shard_range(shard)
+            expected = record.get("checksums", {}) if isinstance(record, dict) else {}
+            good = set(expected) == set(arrays) and all(
+                array is not None
+                and array.shape[0] == self.num_samples
+                and checksum(array[rows.start : rows.stop]) == expected[name]
+                for name, array in arrays.items()
+            )
+            if not good:
+                log.warning("feature store: shard %d of %s fails its checksum; recomputing it", shard, marker)
+                marker.unlink()
 
     def discard_partial(self) -> None:
         """Drop all rows and shards of an interrupted run (``force``)."""
@@ -257,7 +331,10 @@ class ShardedFeatureWriter:
             for output in outputs.values():
                 output.flush()
             for shard in completed:
-                _write_json(self._marker(shard), self._pending.pop(shard).samples)
+                rows = self.shard_range(shard)
+                sums = {name: checksum(output[rows.start : rows.stop]) for name, output in outputs.items()}
+                record = {"samples": self._pending.pop(shard).samples, "checksums": sums}
+                atomic_write_json(self._marker(shard), record)
 
     def _convert(self, layer: str, array: np.ndarray, batch: int) -> np.ndarray:
         array = np.asarray(array)
@@ -287,20 +364,36 @@ class ShardedFeatureWriter:
         return self._arrays
 
     def _open_array(self, name: str, example: np.ndarray) -> np.memmap:
+        """Reopen the array of an interrupted run if it has the batch's row shape, else allocate it (blocks
+        reserved on disk first: a full disk raises NoSpaceError here, not SIGBUS on a later write)."""
         path = self.entry_dir / self._paths[name]
+        shape = (self.num_samples, *example.shape[1:])
         if path.is_file():
-            return np.lib.format.open_memmap(path, mode="r+")
-        tmp = (
-            self.partial_dir / f"{path.name}.tmp"
-        )  # a kill mid-allocation leaves no half-made array in the entry
-        array = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=example.dtype, shape=(self.num_samples, *example.shape[1:])
-        )
+            try:
+                existing = np.lib.format.open_memmap(path, mode="r+")
+            except (OSError, ValueError):  # a truncated header or data
+                existing = None
+            if existing is not None and existing.shape == shape and existing.dtype == example.dtype:
+                return existing
+            del existing
+            for marker in self.shard_dir.glob("*.json"):  # unreadable or other rows: nothing of them is kept
+                marker.unlink()
+        tmp = self.partial_dir / f"{path.name}.tmp"  # a kill mid-allocation leaves no half-made array
+        nbytes = int(np.prod(shape)) * example.dtype.itemsize
+        try:
+            with disk_full_as_error(self.partial_dir, nbytes):
+                created = np.lib.format.open_memmap(tmp, mode="w+", dtype=example.dtype, shape=shape)
+                del created  # a sparse file so far: its blocks are reserved next
+            reserve_file(tmp, tmp.stat().st_size)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
-        return array
+        return np.lib.format.open_memmap(path, mode="r+")
 
     def finalize(self) -> FeatureSet:
-        """Add samples and manifest to the finished arrays, publish the entry atomically, drop the shards."""
+        """Add samples and manifest (with every file's size and checksum) to the finished arrays, publish the
+        entry atomically, drop the shards."""
         missing = sorted(set(range(self.num_shards)) - self.finished_shards())
         if missing or self._pending:
             raise RuntimeError(f"cannot finalize {self.key}: shards {missing} not written yet")
@@ -309,9 +402,11 @@ class ShardedFeatureWriter:
             name: list(np.load(self.entry_dir / path, mmap_mode="r").shape)
             for name, path in self._paths.items()
         }
-        samples = [s for shard in range(self.num_shards) for s in json.loads(self._marker(shard).read_text())]
-        _write_json(self.entry_dir / "samples.json", samples)
-        _write_json(
+        samples = [s for shard in range(self.num_shards) for s in read_json(self._marker(shard))["samples"]]
+        atomic_write_json(self.entry_dir / "samples.json", samples)
+        files = ["samples.json", *(str(path) for path in self._paths.values())]
+        checksums = _file_records(self.entry_dir, files)
+        atomic_write_json(
             self.entry_dir / "manifest.json",
             {
                 "format": FORMAT_VERSION,
@@ -325,19 +420,22 @@ class ShardedFeatureWriter:
                 "logits_shape": shapes.get("__logits__"),
                 "key_config": self.key_config,
                 "details": self.details,
+                "checksums": checksums,
             },
         )
-        self._publish(self.entry_dir)
-        return FeatureSet(self.root / self.key)
-
-    def _publish(self, build: Path) -> None:
         target = self.root / self.key
-        old = self.root / f"{self.key}.old-{os.getpid()}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(build, target)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_dir(self.entry_dir, target)
         shutil.rmtree(self.partial_dir, ignore_errors=True)
+        _VERIFIED[target] = _identity(target, checksums)  # just hashed: opening it need not hash it again
+        return FeatureSet(target)
+
+
+def _read_or_none(path: Path) -> Any:
+    """A JSON file's content, or None if it is unreadable (a truncated marker or plan counts as absent)."""
+    try:
+        return read_json(path)
+    except (OSError, CorruptFileError):
+        return None
 
 
 class _ShardSamples:

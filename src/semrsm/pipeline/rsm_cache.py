@@ -2,8 +2,9 @@
 
 One entry ``<cache_dir>/rsm/<key>.npz`` holds the matched inner products (N, N) and squared norms (N,) of one
 layer under one matcher (``identity`` for the spatio-semantic RSM), so every kernel comes from one matching.
-Entries are written atomically under an inter-process lock (parallel sweep jobs wait instead of recomputing)
-and recomputed only when ``force`` is set. An entry may also be assembled from tile parts
+Entries are written atomically under an inter-process lock (parallel sweep jobs wait instead of recomputing),
+keyed by the checksum of the layer's features as well as their config, and recomputed when ``force`` is set or
+when the file is corrupt or truncated (a warning names it). An entry may also be assembled from tile parts
 ``<cache_dir>/rsm/<key>.tiles/<i>-of-<n>.npz`` written by the ``rsm_tiles`` stage (see ``semrsm.pipeline.tiles``):
 ``layer_scores`` merges them, computing only the tiles still missing. Also the small helpers every RSM stage
 shares: which layers to use, their spatial size, and the config columns of a results table.
@@ -12,7 +13,6 @@ shares: which layers to use, their spatial size, and the config columns of a res
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -28,10 +28,11 @@ from omegaconf import DictConfig, OmegaConf
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
 from semrsm.pipeline.tiles import PairTile, assemble_parts, most_complete_partition
 from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
+from semrsm.storage import CorruptFileError, atomic_save_npz, read_npz
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed by the layer's feature checksum; per-pair products (tiling-independent)
 SPATIO_SEMANTIC = "identity"
 
 
@@ -51,13 +52,17 @@ def matcher_choice(cfg: DictConfig, invariant: bool) -> tuple[str, dict[str, Any
     return name, get_matcher(name).check_options(options)
 
 
-def rsm_cache_key(features_key: str, layer: str, matcher: str, options: Mapping[str, Any]) -> str:
-    """Cache key of one layer's matched scores: a hash of the feature set, layer, matcher and its options."""
+def rsm_cache_key(
+    features_key: str, layer: str, matcher: str, options: Mapping[str, Any], layer_checksum: str
+) -> str:
+    """Cache key of one layer's matched scores: a hash of the feature set, the layer and its content checksum,
+    the matcher and its options."""
     return feature_key(
         {
             "format": CACHE_FORMAT,
             "features": features_key,
             "layer": layer,
+            "layer_checksum": layer_checksum,
             "matcher": matcher,
             "options": dict(options),
         }
@@ -94,25 +99,25 @@ def cache_entry(cfg: DictConfig, features: FeatureSet, layer: str, invariant: bo
             f"unknown layer {layer!r}; the feature set {features.key} has {list(features.layers)}"
         )
     matcher, options = matcher_choice(cfg, invariant)
-    key = rsm_cache_key(features.key, layer, matcher, options)
+    key = rsm_cache_key(features.key, layer, matcher, options, features.layer_checksum(layer))
     return CacheEntry(rsm_cache_dir(cfg), key, layer, matcher, options)
 
 
 def save_scores(path: Path, matched: MatchedScores) -> None:
     """Atomically write ``matched`` (scores and squared norms) to the cache file ``path``."""
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, scores=matched.scores.numpy(), sq_norms=matched.sq_norms.numpy())
-    os.replace(tmp, path)
+    atomic_save_npz(path, scores=matched.scores.numpy(), sq_norms=matched.sq_norms.numpy())
 
 
-def _load(path: Path, num_samples: int) -> MatchedScores:
-    with np.load(path) as data:
+def _load(path: Path, num_samples: int) -> MatchedScores | None:
+    """The cached scores, or None (with a warning naming the file) when it is corrupt or does not fit."""
+    try:
+        data = read_npz(path, ("scores", "sq_norms"))
         scores, sq_norms = data["scores"], data["sq_norms"]
-    if scores.shape != (num_samples, num_samples) or sq_norms.shape != (num_samples,):
-        raise ValueError(
-            f"RSM cache entry {path} holds scores of shape {scores.shape} for {num_samples} samples; "
-            "delete it or rerun with force=true"
-        )
+        if scores.shape != (num_samples, num_samples) or sq_norms.shape != (num_samples,):
+            raise CorruptFileError(path, f"scores of shape {scores.shape} for {num_samples} samples")
+    except CorruptFileError as error:
+        log.warning("RSM cache: %s; computing it again", error)
+        return None
     return MatchedScores(torch.from_numpy(scores), torch.from_numpy(sq_norms))
 
 
@@ -169,9 +174,9 @@ def layer_scores(
     entry = cache_entry(cfg, features, layer, invariant)
     force = bool(cfg.get("force", False)) if force is None else force
     with entry.lock():
-        if entry.path.is_file() and not force:
+        if entry.path.is_file() and not force and (cached := _load(entry.path, len(features))) is not None:
             log.info("layer %s, %s: cached scores %s", layer, entry.matcher, entry.path.name)
-            return _load(entry.path, len(features))
+            return cached
         if not force and (assembled := assemble_entry(entry, features, progress=progress)) is not None:
             return assembled
         log.info("layer %s, %s: matching %d samples", layer, entry.matcher, len(features))

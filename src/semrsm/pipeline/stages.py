@@ -6,9 +6,10 @@ A stage is ``fn(cfg, ctx) -> dict of scalar summary metrics``, registered by nam
     @register_stage("retrieval", options=("queries",))
     def retrieval(cfg: DictConfig, ctx: RunContext) -> dict: ...
 
-``run_stage`` dispatches on ``cfg.experiment.stage``: it validates the config, skips a stage whose results for
-the same config are complete (unless ``force``), opens the configured logger on a temporary results directory,
-runs the stage, logs its summary and wall time, and publishes ``<run_dir>/results`` only on success. A failed
+``run_stage`` dispatches on ``cfg.experiment.stage``: it validates the config, takes the run directory's lock
+(a second identical run waits for the first, then finds its results), skips a stage whose results for the same
+config are complete (unless ``force``), opens the configured logger on a temporary results directory, runs the
+stage, logs its summary and wall time, and publishes ``<run_dir>/results`` only on success. A failed
 stage leaves ``<run_dir>/results.failed`` (with status.json and the traceback) and the logger's wandb run
 finished; ``results`` is never half-written.
 """
@@ -16,7 +17,6 @@ finished; ``results`` is never half-written.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import pkgutil
@@ -30,9 +30,15 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from semrsm.pipeline.config import check_keys, file_identities, validate_features
-from semrsm.pipeline.feature_store import feature_key
-from semrsm.reporting.files import atomic_write_json
+from semrsm.pipeline.config import check_keys, file_identities, validate_config_keys, validate_features
+from semrsm.storage import (
+    CorruptFileError,
+    atomic_write_json,
+    content_hash,
+    file_lock,
+    publish_dir,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +109,7 @@ def validate_config(cfg: DictConfig) -> Stage:
     """Checks Hydra does not make: a registered stage, no misspelt experiment or features keys."""
     stage = get_stage(cfg.experiment.stage)
     check_keys(cfg.experiment, "experiment", {*EXPERIMENT_KEYS, *stage.options})
+    validate_config_keys(cfg)
     validate_features(cfg)
     return stage
 
@@ -115,27 +122,42 @@ def stage_fingerprint(cfg: DictConfig) -> str:
         plain.pop(key, None)
     for key in VOLATILE_FEATURE_KEYS:
         plain.get("features", {}).pop(key, None)
-    return feature_key({"config": plain, "files": file_identities(plain)})
+    return content_hash({"config": plain, "files": file_identities(plain)})
 
 
 def completed_summary(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The summary of a finished stage in ``run_dir`` made with the same config, else None."""
+    """The summary of a finished stage in ``run_dir`` made with the same config, else None (also when its
+    record is corrupt: a warning names it, and the stage runs again)."""
     marker = run_dir / "results" / "stage.json"
     if not marker.is_file():
         return None
-    record = json.loads(marker.read_text())
-    return record["summary"] if record.get("fingerprint") == fingerprint else None
+    try:
+        record = read_json(marker)
+    except CorruptFileError as error:
+        log.warning("%s; running the stage again", error)
+        return None
+    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+        return None
+    return record.get("summary")
 
 
 def run_stage(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Run the stage ``cfg.experiment.stage`` with results under ``<run_dir>/results``; returns its summary."""
     stage = validate_config(cfg)
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    waiting = f"another run of stage {stage.name} is using {run_dir}; waiting for it to finish"
+    with file_lock(run_dir, waiting=waiting):
+        return _run_locked(cfg, stage, run_dir)
+
+
+def _run_locked(cfg: DictConfig, stage: Stage, run_dir: Path) -> dict[str, Any]:
+    """``run_stage`` once the run directory's lock is held: no other process is working in ``run_dir``."""
     fingerprint = stage_fingerprint(cfg)
     if not cfg.force and (done := completed_summary(run_dir, fingerprint)) is not None:
         log.info("stage %s already complete in %s (force=true reruns it)", stage.name, run_dir / "results")
         return done
-    for stale in run_dir.glob("results.partial-*"):  # left by a killed run
+    for stale in run_dir.glob("results.partial-*"):  # left by a killed run (the lock rules out a live one)
         shutil.rmtree(stale, ignore_errors=True)
     work = run_dir / f"results.partial-{os.getpid()}"
     make_logger = instantiate(cfg.logger, _partial_=True)
@@ -150,20 +172,9 @@ def run_stage(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             record = {"stage": stage.name, "fingerprint": fingerprint, "summary": summary}
             atomic_write_json(work / "stage.json", record)
     except BaseException:
-        _replace_dir(work, run_dir / "results.failed")
+        publish_dir(work, run_dir / "results.failed")
         raise
-    _replace_dir(work, run_dir / "results")
+    publish_dir(work, run_dir / "results")
     shutil.rmtree(run_dir / "results.failed", ignore_errors=True)
     log.info("stage %s done in %.1f s: %s", stage.name, summary["stage_wall_time_s"], run_dir / "results")
     return summary
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    """Move ``source`` to ``target``, replacing an existing ``target`` without ever showing a mix of both."""
-    if not source.exists():
-        return
-    old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(source, target)
-    shutil.rmtree(old, ignore_errors=True)

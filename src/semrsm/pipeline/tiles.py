@@ -10,7 +10,7 @@ holding its matched scores in pair order; the parts of one partition assemble in
 from __future__ import annotations
 
 import bisect
-import os
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,9 @@ import torch
 
 from semrsm.similarity import MatchedScores, Tile
 from semrsm.similarity.engine import tile_side
+from semrsm.storage import CorruptFileError, atomic_save_npz, read_npz
+
+log = logging.getLogger(__name__)
 
 PART_NAME = re.compile(r"(\d+)-of-(\d+)\.npz")
 
@@ -140,29 +143,27 @@ def save_part(directory: Path, tile: PairTile, matched: MatchedScores) -> Path:
     values = tile.take(matched.scores)
     if np.isnan(values).any():
         raise ValueError(f"the matched scores lack pairs of tile {tile.index} of {tile.num_tiles}")
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / tile.file_name
-    tmp = directory / f".{path.stem}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, values=values, sq_norms=matched.sq_norms.numpy())
-    os.replace(tmp, path)
-    return path
+    return atomic_save_npz(directory / tile.file_name, values=values, sq_norms=matched.sq_norms.numpy())
 
 
 def load_part(directory: Path, tile: PairTile) -> tuple[np.ndarray, np.ndarray]:
-    """(values in pair order, squared norms) of ``tile``'s part file; ValueError if it does not fit the tile."""
+    """(values in pair order, squared norms) of ``tile``'s part file; CorruptFileError (naming it) if it is
+    truncated, fails its CRC or does not fit the tile."""
     path = directory / tile.file_name
-    with np.load(path) as data:
-        values, sq_norms = data["values"], data["sq_norms"]
+    data = read_npz(path, ("values", "sq_norms"))
+    values, sq_norms = data["values"], data["sq_norms"]
     if values.shape != (tile.num_pairs,) or sq_norms.shape != (tile.num_samples,):
-        raise ValueError(
-            f"tile part {path} holds {values.shape} scores and {sq_norms.shape} norms, expected "
-            f"({tile.num_pairs},) and ({tile.num_samples},) for {tile.num_samples} samples; delete it"
+        raise CorruptFileError(
+            path,
+            f"{values.shape} scores and {sq_norms.shape} norms, expected ({tile.num_pairs},) and "
+            f"({tile.num_samples},) for {tile.num_samples} samples",
         )
     return values, sq_norms
 
 
 def finished_tiles(directory: Path, num_samples: int) -> dict[int, list[PairTile]]:
-    """The tiles with a part file in ``directory``, per num_tiles (empty when there is none)."""
+    """The tiles with a readable part file in ``directory``, per num_tiles (empty when there is none). A corrupt
+    or truncated part is removed, with a warning naming it, so that its tile counts as missing."""
     found: dict[int, list[PairTile]] = {}
     if not directory.is_dir():
         return found
@@ -175,6 +176,12 @@ def finished_tiles(directory: Path, num_samples: int) -> dict[int, list[PairTile
                 raise ValueError(
                     f"tile part {path} does not fit {num_samples} samples ({error}); delete it"
                 ) from None
+            try:
+                load_part(directory, tile)
+            except CorruptFileError as error:
+                log.warning("RSM tiles: %s; its tile will be computed again", error)
+                path.unlink()
+                continue
             found.setdefault(num_tiles, []).append(tile)
     for tiles in found.values():
         tiles.sort(key=lambda tile: tile.index)

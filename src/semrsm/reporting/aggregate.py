@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from semrsm.reporting.files import atomic_path, atomic_write_text
+from semrsm.storage import atomic_path, atomic_write_text
 
 JOB_COLUMN = "job"
 _SCALARS = (str, int, float, bool, type(None))

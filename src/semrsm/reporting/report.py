@@ -19,9 +19,9 @@ import pandas as pd
 import yaml
 
 from semrsm.reporting.claims import CLAIMS, STATUSES, Claim, Verdict, judge_claims
-from semrsm.reporting.files import atomic_write_text
 from semrsm.reporting.report_html import badge, esc, figure_html, html_table, page
 from semrsm.reporting.report_scan import RunResult, SweepTable, combined_tables, find_runs, find_sweep_tables
+from semrsm.storage import atomic_write_text
 
 TITLE = "Semantic RSM reproduction report"
 STAGE_ORDER = ("train", "translated_crops", "retrieval", "class_probability", "matchers", "layers_cka")

@@ -28,8 +28,8 @@ import wandb
 import yaml
 from matplotlib.figure import Figure
 
-from semrsm.reporting.files import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
 from semrsm.reporting.metadata import git_info, run_metadata
+from semrsm.storage import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
 
 MODES = ("online", "offline", "disabled")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -172,15 +172,22 @@ class RunLogger:
         return False
 
     def _write_final_status(self, error: BaseException | None) -> None:
+        """status.json "ok" or "failed" (with the error): never left saying "running". If it cannot be
+        written (a full disk), the "running" file is removed and the write error raised."""
         finished = _now()
         wall_time = time.perf_counter() - self._started
         self._metadata.update(finished=finished, wall_time_s=wall_time)
-        atomic_write_json(self.out_dir / "metadata.json", self._metadata)
         status: dict[str, Any] = {"status": "ok" if error is None else "failed", "finished": finished}
         if error is not None:
             status["error"] = f"{type(error).__name__}: {error}"
             status["traceback"] = "".join(traceback.format_exception(error))
-        atomic_write_json(self.out_dir / "status.json", status)
+        try:
+            atomic_write_json(self.out_dir / "status.json", status)
+            atomic_write_json(self.out_dir / "metadata.json", self._metadata)
+        except OSError:
+            (self.out_dir / "status.json").unlink(missing_ok=True)
+            if error is None:
+                raise
 
     def _active_run(self) -> Any:
         if self._run is None:

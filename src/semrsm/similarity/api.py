@@ -4,8 +4,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
-from semrsm.similarity.engine import MatchedScores, matched_scores
+from semrsm.similarity.engine import MatchedScores, block_products, matched_scores, rescale
 from semrsm.similarity.inputs import as_pair
 from semrsm.similarity.kernels import check_kernel, check_sigma, evaluate_kernel, median_sigma
 from semrsm.similarity.matchers import get_matcher
@@ -100,13 +101,13 @@ def match(x, y, matcher: str = "lapjv", **options):
     """
     spec = get_matcher(matcher)
     options = spec.check_options(options)
-    left, right = as_pair(x, y)
-    scores = (left @ right.T).cpu().numpy()[None]
-    norms_x = torch.linalg.vector_norm(left, dim=1).cpu().numpy()[None]
-    norms_y = torch.linalg.vector_norm(right, dim=1).cpu().numpy()[None]
+    pair, _ = rescale(torch.stack(as_pair(x, y)))  # a power-of-two scale: same matching, no overflow
+    with threadpool_limits(1, user_api="blas"):
+        scores = block_products(pair, 0, 1, 1)[None]
+    norms_x, norms_y = (torch.linalg.vector_norm(pair[k], dim=1).cpu().numpy()[None] for k in (0, 1))
     if not spec.exact:
         scores, norms_x, norms_y = (a.astype(np.float32) for a in (scores, norms_x, norms_y))
     perm = np.asarray(
         spec.batch(np.ascontiguousarray(scores), norms_x, norms_y, **options)[0], dtype=np.int64
     )
-    return torch.from_numpy(perm).to(left.device) if isinstance(x, torch.Tensor) else perm
+    return torch.from_numpy(perm).to(pair.device) if isinstance(x, torch.Tensor) else perm

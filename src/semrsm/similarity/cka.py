@@ -18,7 +18,9 @@ def _as_gram(value, name: str) -> torch.Tensor:
     value = value.detach().to(device="cpu", dtype=torch.float64)
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name}: contains NaN or Inf")
-    return value
+    peak = float(value.abs().max())
+    # CKA is scale-invariant: dividing by the largest entry keeps its squared sums in range (1e200, 1e-200)
+    return value / peak if peak > 0 else value
 
 
 def _hsic(gram_a: torch.Tensor, gram_b: torch.Tensor) -> float:

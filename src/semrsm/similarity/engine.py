@@ -1,10 +1,17 @@
 """Engine: matched scores for all sample pairs, tile by tile.
 
-A tile is a block of rows x a block of columns of the (N, N) pair matrix. Its inner products G[a, b, r, c] =
-<x_{i_a, r}, x_{j_b, c}> come from one matrix product on the input's device; the pairs i < j are then solved and
-only the matched score sum_r G[r, p(r)] (float64) is kept. Exact matchers run whole tiles (products with
-single-threaded BLAS, then the pairs) on a thread pool, so one tile's products overlap another's solving;
-approximate ones solve a tile as one batch. Memory is bounded by the tile size, whatever N is.
+A tile is a block of rows x a block of columns of the (N, N) pair matrix; only its pairs i < j are computed.
+A pair's inner products G[r, c] = <x_{i, r}, x_{j, c}> come from the product of the *aligned blocks* holding i
+and j (samples [a * side, (a + 1) * side) with side = ``block_side(S)``, one sample from S = 256 on), always
+the same matrix product whichever tile asks for it. BLAS results can depend on the matrix shape, so this is
+what makes a pair's products, matching and score independent of the tile plan, the worker count and which
+process computed it (bit-identical on one machine and BLAS; products use single-threaded BLAS). The pairs are
+then solved and only the matched score sum_r G[r, p(r)] (float64) is kept. Exact matchers run whole tiles (products with single-threaded BLAS, then the pairs) on a thread pool, so
+one tile's products overlap another's solving; approximate ones solve a tile as one batch. Memory is bounded by
+the tile size, whatever N is.
+
+Range: samples whose largest |value| lies outside [2^-40, 2^40] are scaled by a power of two (exact) before
+their float32 products, and their scores scaled back in float64, so no product overflows or underflows.
 """
 
 import math
@@ -24,6 +31,9 @@ from semrsm.similarity.matchers import Matcher, get_matcher
 
 TILE_BYTES = 128 * 2**20  # for the products of all tiles alive at a time
 FLAT_CHUNK = 4096  # features per float32 product of the spatio-semantic path (bounds its rounding error)
+FLAT_ROWS = 64  # samples per aligned row block of the spatio-semantic products
+BLOCK_ROWS = 256  # product rows per aligned sample block of the semantic products (at least one sample)
+SAFE_EXPONENT = 40  # samples with max |x| outside [2^-40, 2^40] are rescaled by a power of two
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,11 @@ class Tile:
         keep = (np.asarray(self.rows)[a] < np.asarray(self.cols)[b]).ravel()
         return a.ravel()[keep], b.ravel()[keep]
 
+    def global_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sample indices (i, j) of the tile's pairs, i < j, in the order of ``local_pairs``."""
+        a_idx, b_idx = self.local_pairs()
+        return np.asarray(self.rows)[a_idx], np.asarray(self.cols)[b_idx]
+
 
 def _check_positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -46,23 +61,31 @@ def _check_positive_int(name: str, value) -> int:
     return int(value)
 
 
-def tile_side(n_samples: int, bytes_per_pair: int, tile_size: int | None = None) -> int:
+def block_side(size: int) -> int:
+    """Samples per side of the aligned blocks whose products are computed together, at ``size`` positions."""
+    return max(1, BLOCK_ROWS // size)
+
+
+def tile_side(n_samples: int, bytes_per_pair: int, tile_size: int | None = None, align: int = 1) -> int:
     """Samples per tile side: ``tile_size`` checked, or by default about N / 8 and at most what fits 128 MiB of
-    products at ``bytes_per_pair``."""
+    products at ``bytes_per_pair``, rounded up to a multiple of ``align`` (the aligned block side)."""
     if tile_size is None:
         fits = max(1, math.isqrt(TILE_BYTES // max(1, bytes_per_pair)))
         tile_size = min(fits, max(4, math.ceil(n_samples / 8)))
+        tile_size = align * math.ceil(tile_size / align)
     return _check_positive_int("tile_size", tile_size)
 
 
-def plan_tiles(n_samples: int, bytes_per_pair: int, tile_size: int | None = None) -> list[Tile]:
+def plan_tiles(
+    n_samples: int, bytes_per_pair: int, tile_size: int | None = None, align: int = 1
+) -> list[Tile]:
     """Tiles covering every pair i < j of ``n_samples`` once.
 
     ``tile_size`` samples per side; by default about N / 8 (diagonal tiles compute their lower half in vain),
-    at most what fits 128 MiB at ``bytes_per_pair`` (S * S * itemsize for semantic matching). A launcher may
-    spread the tiles over machines.
+    at most what fits 128 MiB at ``bytes_per_pair`` (S * S * itemsize for semantic matching), a multiple of
+    ``align``. A launcher may spread the tiles over machines; the results do not depend on the plan.
     """
-    size = tile_side(n_samples, bytes_per_pair, tile_size)
+    size = tile_side(n_samples, bytes_per_pair, tile_size, align)
     starts = range(0, n_samples, size)
     tiles = [
         Tile(range(a, min(a + size, n_samples)), range(b, min(b + size, n_samples)))
@@ -104,49 +127,108 @@ class MatchedScores:
         )
 
 
-def _squared_norms(sets: torch.Tensor, block: int = 64) -> torch.Tensor:
-    """|x_i|^2 (N,) float64, accumulated in float64 without a float64 copy of the whole input."""
+def rescale(sets: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """(scaled sets, exponents e (N,) int64) with sets[i] = scaled[i] * 2^e[i]: samples whose max |x| lies
+    outside [2^-SAFE_EXPONENT, 2^SAFE_EXPONENT] are scaled to max |x| in [0.5, 1) (exact: a power of two), so
+    their float32 products can neither overflow nor underflow; the others are left as they are (e = 0)."""
+    peaks = sets.abs().amax(dim=(1, 2)).double().cpu().numpy()
+    exponents = np.frexp(peaks)[1].astype(np.int64)
+    outside = (peaks > 0) & ((peaks > 2.0**SAFE_EXPONENT) | (peaks < 2.0**-SAFE_EXPONENT))
+    exponents[~outside] = 0
+    if not outside.any():
+        return sets, exponents
+    factors = torch.from_numpy(np.ldexp(1.0, -exponents)).to(sets.device, sets.dtype)
+    return sets * factors[:, None, None], exponents
+
+
+def _squared_norms(sets: torch.Tensor, exponents: np.ndarray, block: int = 64) -> torch.Tensor:
+    """|x_i|^2 (N,) float64 of the unscaled samples, accumulated in float64 without a float64 copy of the whole
+    input; ValueError if one exceeds the float64 range."""
     if sets.device.type == "cpu":  # numpy casts in small buffers, several times faster than torch here
         array = sets.numpy()
-        return torch.from_numpy(np.einsum("nsc,nsc->n", array, array, dtype=np.float64))
-    parts = [sets[i : i + block].double().square().sum(dim=(1, 2)) for i in range(0, len(sets), block)]
-    return torch.cat(parts).cpu()
+        scaled = np.einsum("nsc,nsc->n", array, array, dtype=np.float64)
+    else:
+        parts = [sets[i : i + block].double().square().sum(dim=(1, 2)) for i in range(0, len(sets), block)]
+        scaled = torch.cat(parts).cpu().numpy()
+    with np.errstate(over="ignore"):
+        sq_norms = np.ldexp(scaled, 2 * exponents)
+    if not np.isfinite(sq_norms).all():
+        bad = np.flatnonzero(~np.isfinite(sq_norms)).tolist()
+        raise ValueError(
+            f"reps: the squared norms of sample(s) {bad[:10]} exceed the float64 range; rescale the input"
+        )
+    return torch.from_numpy(sq_norms)
 
 
-def _tile_products(sets: torch.Tensor, tile: Tile) -> np.ndarray:
-    """Inner products of a tile as one (rows * S, cols * S) matrix: block (a, b) holds G[a, b, r, c]."""
-    left = sets[tile.rows.start : tile.rows.stop].flatten(0, 1)
-    right = sets[tile.cols.start : tile.cols.stop].flatten(0, 1)
+def block_products(sets: torch.Tensor, block_i: int, block_j: int, side: int) -> np.ndarray:
+    """Inner products of the aligned sample blocks ``block_i`` and ``block_j`` (``side`` samples each, the last
+    block of N shorter) as one (rows * S, cols * S) matrix in the input's precision: block (a, b) holds G of
+    samples side * block_i + a and side * block_j + b. Call with single-threaded BLAS."""
+    left = sets[block_i * side : (block_i + 1) * side].flatten(0, 1)
+    right = sets[block_j * side : (block_j + 1) * side].flatten(0, 1)
     if sets.device.type == "cpu":
         return left.numpy() @ right.numpy().T
     return (left @ right.T).cpu().numpy()
 
 
-def _as_blocks(products: np.ndarray, tile: Tile) -> np.ndarray:
-    """The (rows, cols, S, S) strided view of a tile's products."""
-    size = products.shape[0] // len(tile.rows)
-    return products.reshape(len(tile.rows), size, len(tile.cols), size).transpose(0, 2, 1, 3)
+def _by_block(rows: np.ndarray, cols: np.ndarray, side: int):
+    """(block_i, block_j, local rows, local cols, positions) of the pairs (rows[k], cols[k]) per aligned block
+    pair: the pairs one ``block_products`` call serves."""
+    block_rows, block_cols = rows // side, cols // side
+    order = np.lexsort((block_cols, block_rows))
+    edges = np.flatnonzero(np.diff(block_rows[order]) | np.diff(block_cols[order])) + 1
+    for here in np.split(order, edges):
+        bi, bj = int(block_rows[here[0]]), int(block_cols[here[0]])
+        yield bi, bj, rows[here] - bi * side, cols[here] - bj * side, here
 
 
-def _flat_products(sets: torch.Tensor, tile: Tile, chunk: int = FLAT_CHUNK) -> np.ndarray:
-    """Unmatched (spatio-semantic) inner products of a tile: matrix products over chunks of the flattened
-    features in the input's precision, accumulated in float64."""
-    left = sets[tile.rows.start : tile.rows.stop].flatten(1)
-    right = sets[tile.cols.start : tile.cols.stop].flatten(1)
-    total = torch.zeros(len(left), len(right), dtype=torch.float64, device=sets.device)
-    for start in range(0, left.shape[1], chunk):
-        total += left[:, start : start + chunk] @ right[:, start : start + chunk].T
+def _flat_block(flat: torch.Tensor, start: int) -> np.ndarray:
+    """Unmatched inner products (rows, N) float64 of the aligned samples start..start+FLAT_ROWS with every
+    sample: float32 products over chunks of FLAT_CHUNK features, accumulated in float64. The same products
+    whichever tiles ask for them, so a pair's value does not depend on the tiles."""
+    left = flat[start : start + FLAT_ROWS]
+    total = torch.zeros(len(left), len(flat), dtype=torch.float64, device=flat.device)
+    for begin in range(0, flat.shape[1], FLAT_CHUNK):
+        if flat.device.type == "cpu":
+            part = left[:, begin : begin + FLAT_CHUNK].numpy() @ flat[:, begin : begin + FLAT_CHUNK].numpy().T
+            total += torch.from_numpy(part)
+        else:
+            total += left[:, begin : begin + FLAT_CHUNK] @ flat[:, begin : begin + FLAT_CHUNK].T
     return total.cpu().numpy()
 
 
 def _exact_tile(spec: Matcher, sets: torch.Tensor, tile: Tile, position_norms: np.ndarray) -> np.ndarray:
-    """Matched scores of a tile's pairs: its products, then every pair solved by the exact solver."""
-    a_idx, b_idx = tile.local_pairs()
-    products = _tile_products(sets, tile)
-    norms_x = position_norms[tile.rows.start + a_idx]
-    norms_y = position_norms[tile.cols.start + b_idx]
-    perms = spec.pair_solver(products, a_idx, b_idx, norms_x, norms_y)
-    return matched_values(products, a_idx, b_idx, perms)
+    """Scaled matched scores of a tile's pairs: per aligned block pair its products, then its pairs solved by
+    the exact solver."""
+    rows, cols = tile.global_pairs()
+    values = np.empty(len(rows))
+    for bi, bj, a_idx, b_idx, here in _by_block(rows, cols, block_side(sets.shape[1])):
+        products = block_products(sets, bi, bj, block_side(sets.shape[1]))
+        norms_x, norms_y = position_norms[rows[here]], position_norms[cols[here]]
+        perms = spec.pair_solver(products, a_idx, b_idx, norms_x, norms_y)
+        values[here] = matched_values(products, a_idx, b_idx, perms)
+    return values
+
+
+def _tile_batch(sets: torch.Tensor, tile: Tile, workers: int) -> np.ndarray:
+    """Inner products (K, S, S) of a tile's K pairs, in the order of ``Tile.global_pairs``; the aligned block
+    products on ``workers`` threads with single-threaded BLAS."""
+    rows, cols = tile.global_pairs()
+    size = sets.shape[1]
+    side = block_side(size)
+    batch = np.empty(
+        (len(rows), size, size), dtype=sets.numpy().dtype if sets.device.type == "cpu" else np.float32
+    )
+
+    def fill(group) -> None:
+        bi, bj, a_idx, b_idx, here = group
+        products = block_products(sets, bi, bj, side)
+        blocks = products.reshape(products.shape[0] // size, size, products.shape[1] // size, size)
+        batch[here] = blocks.transpose(0, 2, 1, 3)[a_idx, b_idx]
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fill, _by_block(rows, cols, side)))
+    return batch
 
 
 def _run_exact(spec, sets, tiles, position_norms, workers, record) -> None:
@@ -163,16 +245,30 @@ def _run_exact(spec, sets, tiles, position_norms, workers, record) -> None:
             pool.shutdown(cancel_futures=True)
 
 
-def _solve_batched(spec: Matcher, options, sets, tile, position_norms, with_bounds):
-    """Matched scores (and upper bounds) of a tile's pairs by a batched approximate matcher."""
-    a_idx, b_idx = tile.local_pairs()
-    row_norms = position_norms[tile.rows.start : tile.rows.stop]
-    col_norms = position_norms[tile.cols.start : tile.cols.stop]
-    batch = np.ascontiguousarray(_as_blocks(_tile_products(sets, tile), tile)[a_idx, b_idx])
+def _run_flat(sets, tiles, workers, record) -> None:
+    """Spatio-semantic scores of the tiles' pairs from aligned row blocks (``_flat_block``) on ``workers``
+    threads with single-threaded BLAS; ``record(tile, values, None)`` per tile once its blocks are done."""
+    flat = sets.flatten(1)
+    starts = sorted({i - i % FLAT_ROWS for tile in tiles for i in tile.global_pairs()[0].tolist()})
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        blocks = dict(zip(starts, pool.map(lambda start: _flat_block(flat, start), starts), strict=True))
+    for tile in tiles:
+        rows, cols = tile.global_pairs()
+        values = np.empty(len(rows))
+        for start in np.unique(rows - rows % FLAT_ROWS).tolist():
+            here = (rows >= start) & (rows < start + FLAT_ROWS)
+            values[here] = blocks[start][rows[here] - start, cols[here]]
+        record(tile, values, None)
+
+
+def _solve_batched(spec: Matcher, options, sets, tile, position_norms, with_bounds, workers):
+    """Scaled matched scores (and upper bounds) of a tile's pairs by a batched approximate matcher; the
+    products on ``workers`` threads with single-threaded BLAS."""
+    rows, cols = tile.global_pairs()
+    batch = _tile_batch(sets, tile, workers)
     single = batch.astype(np.float32, copy=False)
-    perms = spec.batch(
-        single, row_norms[a_idx].astype(np.float32), col_norms[b_idx].astype(np.float32), **options
-    )
+    norms_x, norms_y = (position_norms[index].astype(np.float32) for index in (rows, cols))
+    perms = spec.batch(single, norms_x, norms_y, **options)
     values = np.take_along_axis(batch, perms[:, :, None], axis=2).sum(axis=(1, 2), dtype=np.float64)
     if not with_bounds:
         return values, None
@@ -217,10 +313,12 @@ def matched_scores(
         if flat and tile_size is None:
             tile_size = n_samples  # a flat tile holds only its (rows, cols) products
         in_flight = workers if spec.pair_solver is not None else 1  # tiles whose products are alive at once
-        tiles = plan_tiles(n_samples, in_flight * sets.element_size() * size * size, tile_size)
+        align = 1 if flat else block_side(size)
+        tiles = plan_tiles(n_samples, in_flight * sets.element_size() * size * size, tile_size, align)
     _check_tiles(tiles, n_samples)
 
-    sq_norms = _squared_norms(sets)
+    sets, exponents = rescale(sets)
+    sq_norms = _squared_norms(sets, exponents)
     position_norms = torch.linalg.vector_norm(sets, dim=2).cpu().numpy()
     scores = torch.full((n_samples, n_samples), float("nan"), dtype=torch.float64)
     scores.diagonal().copy_(sq_norms)
@@ -229,22 +327,22 @@ def matched_scores(
     with tqdm(total=total, disable=not progress, desc=f"matching ({spec.name})", unit="pair") as bar:
 
         def record(tile: Tile, values, tile_bounds) -> None:
-            a_idx, b_idx = tile.local_pairs()
-            rows, cols = np.asarray(tile.rows)[a_idx], np.asarray(tile.cols)[b_idx]
-            _write_symmetric(scores, rows, cols, values)
+            rows, cols = tile.global_pairs()
+            shift = exponents[rows] + exponents[cols]  # undo the rescaling: exact powers of two
+            _write_symmetric(scores, rows, cols, np.ldexp(values, shift))
             if return_bounds:
-                _write_symmetric(bounds, rows, cols, tile_bounds)
-            bar.update(len(a_idx))
+                _write_symmetric(bounds, rows, cols, np.ldexp(tile_bounds, shift))
+            bar.update(len(rows))
 
         if spec.pair_solver is not None:
             _run_exact(spec, sets, tiles, position_norms, workers, record)
         elif flat:
-            for tile in tiles:
-                a_idx, b_idx = tile.local_pairs()
-                record(tile, _flat_products(sets, tile)[a_idx, b_idx], None)
+            _run_flat(sets, tiles, workers, record)
         else:  # batched approximate matchers parallelise inside their solvers
             for tile in tiles:
-                record(tile, *_solve_batched(spec, options, sets, tile, position_norms, return_bounds))
+                record(
+                    tile, *_solve_batched(spec, options, sets, tile, position_norms, return_bounds, workers)
+                )
     return MatchedScores(scores, sq_norms, bounds)
 
 

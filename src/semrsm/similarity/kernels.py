@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 KERNELS = ("linear", "cosine", "rbf")
+KERNEL_OPTIONS = {"linear": (), "cosine": (), "rbf": ("sigma",)}  # besides the name
 
 
 def check_kernel(name: str) -> str:

@@ -1,0 +1,128 @@
+"""Tiling independence and numeric range of the engine.
+
+A pair's products come from the same aligned block product whatever the tile plan, the worker count or the
+process, so the RSM is bit-identical between all of them (same machine and BLAS): asserted exactly, on features
+with many near-ties (low-rank, quantised ReLU maps), where a single last-bit difference flips matchings.
+Power-of-two input scales are exact in floating point, so results scaled by 2^k are asserted exactly too;
+decimal scales (1e30) round the input itself, hence a float32 relative tolerance there.
+"""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+import torch
+
+from semrsm.similarity import cka, match, matched_scores, semantic_rsm
+from semrsm.similarity.engine import Tile, block_side
+
+MATCHERS = [
+    ("lapjv", {}),
+    ("hungarian", {}),
+    ("batch_optimal", {"window": 4}),
+    ("greedy", {}),
+    ("identity", {}),
+]
+
+
+def near_tie_features(n: int, side: int, channels: int = 24, seed: int = 0) -> np.ndarray:
+    """(n, channels, side, side) ReLU maps of rank 3, quantised to multiples of 1/4: many equal products."""
+    rng = np.random.default_rng(seed)
+    low_rank = rng.normal(size=(n, side * side, 3)) @ rng.normal(size=(3, channels))
+    maps = np.maximum(np.round(low_rank * 4) / 4, 0).astype(np.float32)
+    return np.ascontiguousarray(maps.reshape(n, side, side, channels).transpose(0, 3, 1, 2))
+
+
+def _scores(reps, matcher, options, **kwargs) -> torch.Tensor:
+    return matched_scores(reps, matcher, **options, **kwargs).scores
+
+
+@pytest.mark.parametrize("side", [2, 5, 17])  # S = 4, 25, 289: aligned blocks of 64, 10 and 1 samples
+@pytest.mark.parametrize(("matcher", "options"), MATCHERS)
+def test_rsm_is_bit_identical_for_every_tile_plan_and_worker_count(side, matcher, options):
+    n = 9 if side == 17 else 23
+    reps = near_tie_features(n, side)
+    whole = _scores(reps, matcher, options, tile_size=n, workers=1)
+    assert not torch.isnan(whole).any()
+    for tile_size in (1, 2, 5):
+        for workers in (1, 2, 3):
+            torch.testing.assert_close(
+                _scores(reps, matcher, options, tile_size=tile_size, workers=workers), whole, rtol=0, atol=0
+            )
+
+
+def test_disjoint_tiles_merge_into_the_whole_rsm_bit_for_bit():
+    reps = near_tie_features(13, 5)
+    whole = matched_scores(reps, "lapjv")
+    one_row = [Tile(range(i, i + 1), range(i + 1, 13)) for i in range(0, 12, 2)]
+    rest = [Tile(range(i, i + 1), range(i + 1, 13)) for i in range(1, 12, 2)]
+    parts = matched_scores(reps, "lapjv", tiles=one_row).merge(matched_scores(reps, "lapjv", tiles=rest))
+    assert parts.complete
+    torch.testing.assert_close(parts.scores, whole.scores, rtol=0, atol=0)
+
+
+def _tiles_in_a_child(reps: np.ndarray, rows: list[int]) -> np.ndarray:
+    tiles = [Tile(range(i, i + 1), range(i + 1, len(reps))) for i in rows]
+    return matched_scores(reps, "lapjv", tiles=tiles, workers=1).scores.numpy()
+
+
+def test_tiles_computed_in_another_process_match_the_whole_rsm_bit_for_bit():
+    reps = near_tie_features(12, 5, seed=1)
+    whole = matched_scores(reps, "lapjv", workers=2).scores.numpy()
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        child = pool.apply(_tiles_in_a_child, (reps, list(range(11))))
+    np.testing.assert_array_equal(child, whole)
+
+
+def test_aligned_blocks_shrink_with_the_spatial_size():
+    assert block_side(4) == 64 and block_side(49) == 5 and block_side(256) == 1 and block_side(3136) == 1
+
+
+@pytest.mark.parametrize("exponent", [-100, 100])
+def test_power_of_two_scales_give_exactly_scaled_results(exponent):
+    reps = near_tie_features(10, 4, seed=2)
+    scale = 2.0**exponent
+    base = matched_scores(reps, "lapjv")
+    scaled = matched_scores(reps * np.float32(scale), "lapjv")
+    torch.testing.assert_close(scaled.scores, base.scores * scale**2, rtol=0, atol=0)
+    torch.testing.assert_close(scaled.sq_norms, base.sq_norms * scale**2, rtol=0, atol=0)
+    for kernel in ("cosine", "rbf"):
+        torch.testing.assert_close(
+            semantic_rsm(reps * np.float32(scale), kernel), semantic_rsm(reps, kernel), rtol=0, atol=0
+        )
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+@pytest.mark.parametrize("matcher", ["lapjv", "identity", "batch_optimal"])
+def test_extreme_scales_match_the_rescaled_result(scale, matcher):
+    reps = near_tie_features(10, 4, seed=3) + np.float32(0.5)  # no exact ties: the matching is stable
+    # the input itself is rounded to float32 at 1e30 * x, so scores agree to float32 precision, not bits
+    for kernel, factor in (("cosine", 1.0), ("linear", scale**2)):
+        expected = semantic_rsm(reps, kernel, matcher)
+        got = semantic_rsm(reps * np.float32(scale), kernel, matcher)
+        torch.testing.assert_close(got / factor, expected, rtol=1e-5, atol=0)
+
+
+def test_match_is_range_safe():
+    rng = np.random.default_rng(4)
+    x, y = rng.random((16, 8), dtype=np.float32), rng.random((16, 8), dtype=np.float32)
+    expected = match(x, y)
+    for scale in (1e-25, 1e20):
+        np.testing.assert_array_equal(match(x * np.float32(scale), y * np.float32(scale)), expected)
+
+
+def test_squared_norms_beyond_float64_are_refused():
+    reps = np.full((3, 2, 2, 2), 1e200)
+    with pytest.raises(ValueError, match="exceed the float64 range"):
+        matched_scores(reps, "lapjv")
+
+
+def test_cka_is_scale_invariant_over_the_whole_range():
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(12, 5))
+    gram = features @ features.T
+    other = gram + rng.normal(size=(12, 12)) * 0.1
+    expected = cka(gram, other)
+    for scale in (1e200, 1e-200):
+        assert cka(gram * scale, other) == pytest.approx(expected, rel=1e-12)
+    assert cka(gram * 1e200, gram) == pytest.approx(1.0, rel=1e-12)
