@@ -2,7 +2,7 @@
 
 A pair's products come from the same aligned block product whatever the tile plan, the worker count or the
 process, so the RSM is bit-identical between all of them (same machine and BLAS): asserted exactly, on features
-with many near-ties (low-rank, quantised ReLU maps), where a single last-bit difference flips matchings.
+with near-ties (low-rank ReLU maps), where a last-bit difference in a product can flip a matching.
 Power-of-two input scales are exact in floating point, so results scaled by 2^k are asserted exactly too;
 decimal scales (1e30) round the input itself, hence a float32 relative tolerance there.
 """
@@ -25,11 +25,13 @@ MATCHERS = [
 ]
 
 
-def near_tie_features(n: int, side: int, channels: int = 24, seed: int = 0) -> np.ndarray:
-    """(n, channels, side, side) ReLU maps of rank 3, quantised to multiples of 1/4: many equal products."""
+def near_tie_features(n: int, side: int, channels: int = 256, seed: int = 0) -> np.ndarray:
+    """(n, channels, side, side) ReLU maps of rank 3: positions and samples are nearly collinear, so matchings
+    have near-ties, and float32 products round (the previous engine differed by up to 1e-3 between tilings of
+    these features on an AMD EPYC; a test on exactly representable values could not tell)."""
     rng = np.random.default_rng(seed)
     low_rank = rng.normal(size=(n, side * side, 3)) @ rng.normal(size=(3, channels))
-    maps = np.maximum(np.round(low_rank * 4) / 4, 0).astype(np.float32)
+    maps = np.maximum(low_rank, 0).astype(np.float32)
     return np.ascontiguousarray(maps.reshape(n, side, side, channels).transpose(0, 3, 1, 2))
 
 
@@ -40,15 +42,14 @@ def _scores(reps, matcher, options, **kwargs) -> torch.Tensor:
 @pytest.mark.parametrize("side", [2, 5, 17])  # S = 4, 25, 289: aligned blocks of 64, 10 and 1 samples
 @pytest.mark.parametrize(("matcher", "options"), MATCHERS)
 def test_rsm_is_bit_identical_for_every_tile_plan_and_worker_count(side, matcher, options):
-    n = 9 if side == 17 else 23
-    reps = near_tie_features(n, side)
+    n, channels = (9, 64) if side == 17 else (17, 256)
+    reps = near_tie_features(n, side, channels)
     whole = _scores(reps, matcher, options, tile_size=n, workers=1)
     assert not torch.isnan(whole).any()
-    for tile_size in (1, 2, 5):
-        for workers in (1, 2, 3):
-            torch.testing.assert_close(
-                _scores(reps, matcher, options, tile_size=tile_size, workers=workers), whole, rtol=0, atol=0
-            )
+    for tile_size, workers in ((1, 2), (2, 1), (5, 3), (None, 2)):
+        torch.testing.assert_close(
+            _scores(reps, matcher, options, tile_size=tile_size, workers=workers), whole, rtol=0, atol=0
+        )
 
 
 def test_disjoint_tiles_merge_into_the_whole_rsm_bit_for_bit():

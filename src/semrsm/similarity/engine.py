@@ -201,9 +201,10 @@ def _exact_tile(spec: Matcher, sets: torch.Tensor, tile: Tile, position_norms: n
     """Scaled matched scores of a tile's pairs: per aligned block pair its products, then its pairs solved by
     the exact solver."""
     rows, cols = tile.global_pairs()
+    side = block_side(sets.shape[1])
     values = np.empty(len(rows))
-    for bi, bj, a_idx, b_idx, here in _by_block(rows, cols, block_side(sets.shape[1])):
-        products = block_products(sets, bi, bj, block_side(sets.shape[1]))
+    for bi, bj, a_idx, b_idx, here in _by_block(rows, cols, side):
+        products = block_products(sets, bi, bj, side)
         norms_x, norms_y = position_norms[rows[here]], position_norms[cols[here]]
         perms = spec.pair_solver(products, a_idx, b_idx, norms_x, norms_y)
         values[here] = matched_values(products, a_idx, b_idx, perms)
@@ -216,9 +217,7 @@ def _tile_batch(sets: torch.Tensor, tile: Tile, workers: int) -> np.ndarray:
     rows, cols = tile.global_pairs()
     size = sets.shape[1]
     side = block_side(size)
-    batch = np.empty(
-        (len(rows), size, size), dtype=sets.numpy().dtype if sets.device.type == "cpu" else np.float32
-    )
+    batch = np.empty((len(rows), size, size), dtype=np.float64 if sets.dtype == torch.float64 else np.float32)
 
     def fill(group) -> None:
         bi, bj, a_idx, b_idx, here = group
