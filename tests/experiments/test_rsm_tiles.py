@@ -67,6 +67,24 @@ def test_engine_tiles_shrink_to_the_memory_budget():
     assert all(len(b.rows) * len(b.cols) <= 4 for b in tile.engine_tiles(bytes_per_pair=TILE_BYTES // 4))
 
 
+@pytest.mark.parametrize("align", [3, 8])
+def test_engine_tiles_keep_aligned_blocks_whole(align):
+    for num_samples, num_tiles in [(30, 1), (30, 4), (45, 7)]:
+        for index in range(num_tiles):
+            tile = PairTile(num_samples, index, num_tiles)
+            blocks = tile.engine_tiles(bytes_per_pair=36, align=align)
+            computed = sorted(
+                (block.rows[a], block.cols[b])
+                for block in blocks
+                for a, b in zip(*block.local_pairs(), strict=True)
+            )
+            assert computed == pairs_of(tile)
+            side = align * math.ceil(max(4, math.ceil(num_samples / 8)) / align)
+            for block in blocks:  # inside one aligned tile of rows and one of columns
+                assert len(block.rows) == 1 or block.rows[0] // side == block.rows[-1] // side
+                assert block.cols[0] // side == block.cols[-1] // side or len(block.rows) == 1
+
+
 def test_take_and_put_round_trip_through_both_triangles():
     rng = np.random.default_rng(0)
     full = rng.normal(size=(N, N))

@@ -39,14 +39,24 @@ def _scores(reps, matcher, options, **kwargs) -> torch.Tensor:
     return matched_scores(reps, matcher, **options, **kwargs).scores
 
 
-@pytest.mark.parametrize("side", [2, 5, 17])  # S = 4, 25, 289: aligned blocks of 64, 10 and 1 samples
+# (side, N, C, (tile_size, workers) combinations): S = 4 and 25 have aligned blocks of 300 and 48 samples (N = 60
+# holds two), S = 289 of 4 samples; tiles smaller than a block recompute its product (slow at large N, still exact)
+SHAPES = [
+    (2, 17, 256, ((1, 2), (2, 1), (5, 3), (None, 2))),
+    (5, 60, 256, ((13, 2), (50, 1), (7, 3), (None, 2))),
+    (17, 9, 64, ((1, 2), (2, 1), (5, 3), (None, 2))),
+]
+
+
+@pytest.mark.parametrize(("side", "n", "channels", "plans"), SHAPES, ids=["S=4", "S=25", "S=289"])
 @pytest.mark.parametrize(("matcher", "options"), MATCHERS)
-def test_rsm_is_bit_identical_for_every_tile_plan_and_worker_count(side, matcher, options):
-    n, channels = (9, 64) if side == 17 else (17, 256)
+def test_rsm_is_bit_identical_for_every_tile_plan_and_worker_count(
+    side, n, channels, plans, matcher, options
+):
     reps = near_tie_features(n, side, channels)
     whole = _scores(reps, matcher, options, tile_size=n, workers=1)
     assert not torch.isnan(whole).any()
-    for tile_size, workers in ((1, 2), (2, 1), (5, 3), (None, 2)):
+    for tile_size, workers in plans:
         torch.testing.assert_close(
             _scores(reps, matcher, options, tile_size=tile_size, workers=workers), whole, rtol=0, atol=0
         )
@@ -76,7 +86,7 @@ def test_tiles_computed_in_another_process_match_the_whole_rsm_bit_for_bit():
 
 
 def test_aligned_blocks_shrink_with_the_spatial_size():
-    assert block_side(4) == 64 and block_side(49) == 5 and block_side(256) == 1 and block_side(3136) == 1
+    assert block_side(4) == 300 and block_side(49) == 24 and block_side(196) == 6 and block_side(601) == 1
 
 
 @pytest.mark.parametrize("exponent", [-100, 100])

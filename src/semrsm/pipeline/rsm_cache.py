@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
 from semrsm.pipeline.tiles import PairTile, assemble_parts, most_complete_partition
 from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
+from semrsm.similarity.engine import block_side
 from semrsm.storage import CorruptFileError, atomic_save_npz, read_npz
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,8 @@ def compute_scores(
     if tiles is not None:
         size = spatial_size(features, entry.layer)
         bytes_per_pair = size * size * max(4, reps.dtype.itemsize)  # float16 is matched in float32
-        engine_tiles = [block for tile in tiles for block in tile.engine_tiles(bytes_per_pair)]
+        align = block_side(size)
+        engine_tiles = [block for tile in tiles for block in tile.engine_tiles(bytes_per_pair, align=align)]
     return matched_scores(reps, entry.matcher, tiles=engine_tiles, progress=progress, **entry.options)
 
 

@@ -99,11 +99,13 @@ class PairTile:
             position, row = end, row + 1
         return segments
 
-    def engine_tiles(self, bytes_per_pair: int, tile_size: int | None = None) -> list[Tile]:
+    def engine_tiles(self, bytes_per_pair: int, tile_size: int | None = None, align: int = 1) -> list[Tile]:
         """Engine tiles computing exactly this tile's pairs, each at most ``tile_size``^2 pairs of products
-        (default as ``plan_tiles``: about N / 8, at most what fits 128 MiB at ``bytes_per_pair``)."""
+        (default as ``plan_tiles``: about N / 8, at most what fits 128 MiB at ``bytes_per_pair``, a multiple of
+        ``align``); whole rows are cut at multiples of the tile side, so aligned blocks of ``align`` samples
+        are not split between tiles."""
         n = self.num_samples
-        tile_size = tile_side(n, bytes_per_pair, tile_size)
+        tile_size = tile_side(n, bytes_per_pair, tile_size, align)
         whole_rows, tiles = [], []
         width = tile_size * tile_size  # a single row's products may take a whole tile's budget
         for row, first, end in self.segments():
@@ -115,12 +117,11 @@ class PairTile:
                 ]
         if whole_rows:  # contiguous: only the first and last segment can be partial
             bottom = whole_rows[-1] + 1
-            for top in range(whole_rows[0], bottom, tile_size):
-                rows = range(top, min(top + tile_size, bottom))
-                for left in range(top, n, tile_size):
-                    cols = range(left, min(left + tile_size, n))
-                    if cols[-1] > rows[0]:  # the block holds a pair i < j
-                        tiles.append(Tile(rows, cols))
+            for top, stop in _cuts(whole_rows[0], bottom, tile_size):
+                rows = range(top, stop)
+                for left, right in _cuts(top, n, tile_size):
+                    if right - 1 > rows[0]:  # the block holds a pair i < j
+                        tiles.append(Tile(rows, range(left, right)))
         return tiles
 
     def take(self, scores: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -136,6 +137,12 @@ class PairTile:
             matrix[row, first:end] = chunk
             matrix[first:end, row] = chunk
             position += end - first
+
+
+def _cuts(start: int, stop: int, size: int) -> list[tuple[int, int]]:
+    """start..stop cut at the multiples of ``size`` in between: (first, end) of each piece."""
+    edges = [start, *range((start // size + 1) * size, stop, size), stop]
+    return list(zip(edges[:-1], edges[1:], strict=False))
 
 
 def save_part(directory: Path, tile: PairTile, matched: MatchedScores) -> Path:

@@ -2,13 +2,14 @@
 
 A tile is a block of rows x a block of columns of the (N, N) pair matrix; only its pairs i < j are computed.
 A pair's inner products G[r, c] = <x_{i, r}, x_{j, c}> come from the product of the *aligned blocks* holding i
-and j (samples [a * side, (a + 1) * side) with side = ``block_side(S)``, one sample from S = 256 on), always
-the same matrix product whichever tile asks for it. BLAS results can depend on the matrix shape, so this is
-what makes a pair's products, matching and score independent of the tile plan, the worker count and which
-process computed it (bit-identical on one machine and BLAS; products use single-threaded BLAS). The pairs are
-then solved and only the matched score sum_r G[r, p(r)] (float64) is kept. Exact matchers run whole tiles (products with single-threaded BLAS, then the pairs) on a thread pool, so
-one tile's products overlap another's solving; approximate ones solve a tile as one batch. Memory is bounded by
-the tile size, whatever N is.
+and j: samples [a * side, (a + 1) * side) with side = ``block_side(S)`` (about 1200 product rows; one sample
+from S = 601 on). That is always the same matrix product whichever tile asks for it, and BLAS results can
+depend on the matrix shape, so this is what makes a pair's products, matching and score independent of the tile
+plan, the worker count and which process computed it (bit-identical on one machine and BLAS; products use
+single-threaded BLAS). Default tiles are whole blocks. The pairs are then solved and only the matched score
+sum_r G[r, p(r)] (float64) is kept. Exact matchers run whole tiles (products, then the pairs) on a thread pool,
+so one tile's products overlap another's solving; approximate ones solve a tile as one batch. Memory is bounded
+by the tile size, whatever N is.
 
 Range: samples whose largest |value| lies outside [2^-40, 2^40] are scaled by a power of two (exact) before
 their float32 products, and their scores scaled back in float64, so no product overflows or underflows.
@@ -32,7 +33,7 @@ from semrsm.similarity.matchers import Matcher, get_matcher
 TILE_BYTES = 128 * 2**20  # for the products of all tiles alive at a time
 FLAT_CHUNK = 4096  # features per float32 product of the spatio-semantic path (bounds its rounding error)
 FLAT_ROWS = 64  # samples per aligned row block of the spatio-semantic products
-BLOCK_ROWS = 256  # product rows per aligned sample block of the semantic products (at least one sample)
+BLOCK_ROWS = 1200  # product rows per aligned sample block of the semantic products (at least one sample)
 SAFE_EXPONENT = 40  # samples with max |x| outside [2^-40, 2^40] are rescaled by a power of two
 
 
