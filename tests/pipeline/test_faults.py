@@ -93,13 +93,14 @@ def _with_cache_of(clean: Path, root: Path) -> None:
     shutil.copytree(_cache(clean), _cache(root))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base(tmp_path_factory) -> Path:
-    """A directory whose subdirectories are the tests' roots, beside their shared data set."""
+    """A directory whose subdirectories are the tests' roots, beside their shared data set (session-scoped:
+    xdist may interleave these tests with others on their worker, which would rebuild a module fixture)."""
     return tmp_path_factory.mktemp("faults")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clean(base) -> Path:
     root = base / "clean"
     root.mkdir()
