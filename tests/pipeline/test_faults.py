@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from semrsm.storage import file_lock
+
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [
     sys.executable,
@@ -33,7 +35,7 @@ COMMAND = [
     "logger=none",
 ]
 TABLE = Path("tables") / "layers_cka.csv"
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
+pytestmark = pytest.mark.slow
 
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
@@ -95,17 +97,25 @@ def _with_cache_of(clean: Path, root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def base(tmp_path_factory) -> Path:
-    """A directory whose subdirectories are the tests' roots, beside their shared data set (session-scoped:
-    xdist may interleave these tests with others on their worker, which would rebuild a module fixture)."""
-    return tmp_path_factory.mktemp("faults")
+    """A directory whose subdirectories are the tests' roots, beside their shared data set; one per pytest
+    session, shared by its xdist workers (each may run some of these tests)."""
+    top = tmp_path_factory.getbasetemp()
+    path = (top.parent if os.environ.get("PYTEST_XDIST_WORKER") else top) / "faults"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")
 def clean(base) -> Path:
+    """The clean run every test compares with, made once per session (the first worker to ask makes it)."""
     root = base / "clean"
-    root.mkdir()
-    done = _run(root)
-    assert done.returncode == 0, done.stderr[-3000:]
+    with file_lock(base / "clean.lock"):
+        if not (root / "finished").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            done = _run(root)
+            assert done.returncode == 0, done.stderr[-3000:]
+            (root / "finished").touch()
     return root
 
 
