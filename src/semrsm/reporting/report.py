@@ -26,10 +26,12 @@ from semrsm.reporting.report_scan import RunResult, SweepTable, combined_tables,
 TITLE = "Semantic RSM reproduction report"
 STAGE_ORDER = ("train", "translated_crops", "retrieval", "class_probability", "matchers", "layers_cka")
 SCHEME = (
-    "Verdicts: <b>confirmed</b> = the claim's rule holds in every configuration the results cover; "
-    "<b>refuted</b> = it fails in at least one (the failing configurations are listed and highlighted); "
-    "<b>not run</b> = no finished result bears on it. The paper's claims are universal ('every layer', "
-    "'every architecture and kernel'), hence one failing configuration refutes."
+    "Verdicts: each configuration's effect (e.g. F1@1 gain, AUROC gain, correlation difference) has a 95 % "
+    "bootstrap interval over its independent units (queries, images, source images, pairs; training seeds "
+    "resampled too where models were trained). <b>confirmed</b> = every configuration's interval supports the "
+    "claim; <b>refuted</b> = at least one interval contradicts it (highlighted in the evidence); "
+    "<b>inconclusive</b> = neither; <b>not run</b> = no finished result bears on it. Each verdict names the "
+    "data and models it rests on (synthetic stand-in or real)."
 )
 
 
