@@ -3,6 +3,7 @@
 import functools
 import json
 
+import numpy as np
 import pytest
 import torch
 from data_fixtures import write_imagenet_flat, write_imagenet_folders
@@ -78,7 +79,7 @@ def test_egoobjects_rejects_unknown_category(egoobjects):
 
 @pytest.mark.parametrize("objects_from", ["polygons", "instance_ids"])
 def test_cityscapes_instance_categories(cityscapes, objects_from):
-    ds = Cityscapes(cityscapes, "val", objects_from=objects_from)
+    ds = Cityscapes(cityscapes, "val", objects_from=objects_from, square=False)  # whole frames
     check_contract(ds)
     assert [ds[i]["id"] for i in range(3)] == [
         "aachen_000000_000019",
@@ -90,10 +91,51 @@ def test_cityscapes_instance_categories(cityscapes, objects_from):
     assert ds.classes[26] == "car" and len(ds.classes) == 34
     assert ds[2]["meta"]["city"] == "bremen"
     assert len(Cityscapes(cityscapes, "train", objects_from=objects_from)) == 1
+    assert ds[0]["image"].size == (16, 12) and "crop_box" not in ds[0]["meta"]
+
+
+def write_street(root, stem="aachen_000000_000019"):
+    """A 32x16 frame: a car only in the left margin, a person in the centre square, a bus in it hidden behind
+    a later truck polygon, a rider straddling the square's right edge (left of it: x 24..31)."""
+    city = root / "leftImg8bit" / "val" / "aachen"
+    city.mkdir(parents=True)
+    Image.new("RGB", (32, 16), (9, 9, 9)).save(city / f"{stem}_leftImg8bit.png")
+    box = lambda x0, y0, x1, y1: [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]  # noqa: E731
+    objects = [
+        {"label": "car", "polygon": box(0, 2, 5, 8)},
+        {"label": "person", "polygon": box(14, 4, 18, 12)},
+        {"label": "bus", "polygon": box(10, 1, 12, 3)},
+        {"label": "truck", "polygon": box(9, 0, 13, 4)},
+        {"label": "rider", "polygon": box(22, 5, 28, 9)},
+    ]
+    gt = root / "gtFine" / "val" / "aachen"
+    gt.mkdir(parents=True)
+    (gt / f"{stem}_gtFine_polygons.json").write_text(
+        json.dumps({"imgHeight": 16, "imgWidth": 32, "objects": objects})
+    )
+    ids = np.full((16, 32), 7, dtype=np.uint16)  # road
+    for value, (x0, y0, x1, y1) in [(26000, (0, 2, 5, 8)), (24000, (14, 4, 18, 12)), (27000, (9, 0, 13, 4)),
+                                    (25000, (22, 5, 28, 9))]:  # fmt: skip
+        ids[y0 : y1 + 1, x0 : x1 + 1] = value
+    Image.fromarray(ids).save(gt / f"{stem}_gtFine_instanceIds.png")
+    return root
+
+
+@pytest.mark.parametrize("objects_from", ["polygons", "instance_ids"])
+def test_cityscapes_labels_come_from_the_centre_square_the_model_sees(tmp_path, objects_from):
+    root = write_street(tmp_path)
+    square = Cityscapes(root, objects_from=objects_from)[0]
+    assert square["image"].size == (16, 16) and square["meta"]["crop_box"] == [8, 0, 24, 16]
+    # car: outside the square; bus: hidden behind the truck; rider: partly inside
+    assert square["objects"] == (24, 25, 27)
+    frame = Cityscapes(root, objects_from=objects_from, square=False)[0]
+    assert frame["image"].size == (32, 16) and frame["objects"] == (
+        (24, 25, 26, 27, 28) if objects_from == "polygons" else (24, 25, 26, 27)
+    )
 
 
 def test_cityscapes_category_choice_and_errors(cityscapes):
-    ds = Cityscapes(cityscapes, "val", categories=["sky", "car"])
+    ds = Cityscapes(cityscapes, "val", categories=["sky", "car"], square=False)
     assert [ds[i]["objects"] for i in range(3)] == [(23, 26), (), ()]
     with pytest.raises(ValueError, match="unicorn"):
         Cityscapes(cityscapes, categories=["unicorn"])
