@@ -10,7 +10,16 @@ from data_fixtures import write_imagenet_flat, write_imagenet_folders
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from semrsm.data import BundledPhotos, Cityscapes, EgoObjects, ImageNetVal, TinyImageNet, collate_samples
+from semrsm.data import (
+    BundledPhotos,
+    Cityscapes,
+    EgoObjects,
+    ImageNetVal,
+    PhotoViews,
+    TinyImageNet,
+    collate_samples,
+)
+from semrsm.data.photos import ALL_PHOTO_LOADERS
 
 
 def check_contract(ds):
@@ -191,6 +200,28 @@ def test_bundled_photos():
     assert len(BundledPhotos()) == 10
     with pytest.raises(ValueError, match="lena"):
         BundledPhotos(["lena"])
+
+
+def test_photo_views_are_distinct_seeded_views_of_every_photo():
+    views = PhotoViews(num_views=2 * len(ALL_PHOTO_LOADERS) + 3, seed=1)
+    check_contract(views)
+    assert {views[i]["meta"]["photo"] for i in range(len(views))} == set(ALL_PHOTO_LOADERS)
+    assert len(ALL_PHOTO_LOADERS) >= 20  # scikit-image, scikit-learn and matplotlib photos
+    groups = [views[i]["meta"]["group"] for i in range(len(views))]
+    assert groups[: len(ALL_PHOTO_LOADERS)] == list(range(len(ALL_PHOTO_LOADERS)))
+    first, again = views[3], PhotoViews(num_views=4, seed=1)[3]  # a view does not depend on num_views
+    assert first["id"] == again["id"] and first["meta"] == again["meta"]
+    np.testing.assert_array_equal(np.asarray(first["image"]), np.asarray(again["image"]))
+    boxes = {tuple(views[i]["meta"]["crop_box"]) + (views[i]["meta"]["photo"],) for i in range(len(views))}
+    assert len(boxes) == len(views)  # distinct views
+    for i in range(len(views)):
+        x0, y0, x1, y1 = views[i]["meta"]["crop_box"]
+        assert x1 - x0 == y1 - y0 and views[i]["image"].size == (x1 - x0, y1 - y0)
+    assert PhotoViews(num_views=3, seed=2)[0]["meta"] != views[0]["meta"]
+    with pytest.raises(ValueError, match="num_views"):
+        PhotoViews(num_views=0)
+    with pytest.raises(ValueError, match="lena"):
+        PhotoViews(names=["lena"])
 
 
 def test_collate_samples(tiny_imagenet):
