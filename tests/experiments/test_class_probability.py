@@ -120,7 +120,7 @@ def test_trained_backbone_is_loaded_by_name(root):
     summary, results = run(root, "trained", "experiment.layers=[layer3,layer4]")
     table = pd.read_csv(results / "tables" / "class_probability.csv")
     assert len(table) == 4 and set(table["backbone"]) == {"resnet18"}
-    assert trained["checkpoint"].endswith("resnet18_synthetic.pt") and summary["num_samples"] == 12
+    assert trained["checkpoint"].endswith("resnet18_synthetic_seed0.pt") and summary["num_samples"] == 12
 
 
 @pytest.mark.parametrize(

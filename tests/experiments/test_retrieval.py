@@ -213,3 +213,23 @@ def test_sample_image_checks_the_stored_id(tmp_path):
     assert sample_image(ListDataset(["s0", "s1"]), features, 1).shape == (3, 4, 3)
     with pytest.raises(ValueError, match="dataset sample 1 has id 'x' but the stored features have 's1'"):
         sample_image(ListDataset(["s0", "x"]), features, 1)
+
+
+@pytest.mark.slow
+def test_several_kernels_from_one_matching_agree_with_single_kernel_runs(root, resnet_run):
+    before = rsm_cache_entries(root)
+    summary, results = run(
+        root, "kernels", *SCENES, "experiment.kernels=[linear,cosine]", "experiment.queries_shown=0"
+    )
+    assert rsm_cache_entries(root) == before  # the matchings of resnet_run serve both kernels
+    table = pd.read_csv(results / "tables" / "retrieval.csv")
+    assert table["kernel"].tolist() == ["linear", "linear", "cosine", "cosine"]
+    single = pd.read_csv(resnet_run[1] / "tables" / "retrieval.csv")
+    single = single[single["layer"] == "layer4"].set_index("invariant")["f1_at_1"]
+    cosine = table[table["kernel"] == "cosine"].set_index("invariant")["f1_at_1"]
+    assert cosine.to_dict() == single.to_dict()
+    queries = pd.read_csv(results / "tables" / "retrieval_queries.csv")
+    assert queries.groupby("kernel").size().to_dict() == {"cosine": 12, "linear": 12}
+    assert "layer4/linear/f1_at_1_invariant" in summary
+    with pytest.raises(ValueError, match="experiment.kernels must list distinct kernels"):
+        run(root, "bad_kernels", *SCENES, "experiment.kernels=[cosine,gauss]")
