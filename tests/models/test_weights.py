@@ -195,3 +195,26 @@ def test_pretrained_true_loads_from_the_hub_cache(monkeypatch, tmp_path, name, r
     expected, actual = _forward(reference, size), _forward(loaded, size)
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
+
+
+def test_dinov2_linear_head_classifies_cls_and_mean_patch_token(tmp_path):
+    small = {"depth": 2, "embed_dim": 32, "num_heads": 2, "img_size": 56}
+    head = torch.nn.Linear(64, 1000)
+    path = tmp_path / "dinov2_vitg14_linear_head.pth"
+    torch.save(head.state_dict(), path)
+    torch.manual_seed(0)
+    backbone = build_backbone("dinov2_giant", linear_head=str(path), layers=["blocks.1"], **small)
+    images = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        logits = backbone(images)["logits"]
+        tokens = backbone.model.forward_features(images)  # final-normed CLS then 16 patch tokens
+        expected = head(torch.cat([tokens[:, 0], tokens[:, 1:].mean(dim=1)], dim=1))
+    torch.testing.assert_close(logits, expected)
+    assert backbone.num_classes == 1000 and backbone.class_names[285] == "Egyptian cat"
+    with pytest.raises(MissingWeightsError, match=r"dinov2_vitg14_linear_head.pth.*backbone.linear_head"):
+        build_backbone("dinov2_giant", linear_head=str(tmp_path / "absent.pth"), **small)
+    torch.save(torch.nn.Linear(10, 1000).state_dict(), path)
+    with pytest.raises(ValueError, match="not a DINOv2 linear head for 64 inputs"):
+        build_backbone("dinov2_giant", linear_head=str(path), **small)
+    with pytest.raises(ValueError, match="linear_head only applies to dinov2_giant"):
+        build_backbone("vit_tiny", linear_head=str(path))

@@ -137,4 +137,13 @@ def test_cli_writes_the_report_and_prints_verdicts(outputs, tmp_path, capsys):
     assert main(["--outputs", str(outputs), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.is_file() and f"report: {out}" in printed
-    assert "C4   refuted: Rule: with invariance, Pearson and Spearman" in printed and "C6   not run" in printed
+    assert (
+        "C4      refuted: Rule: with invariance, Pearson and Spearman" in printed
+        and "C6      not run" in printed
+    )
+    verdicts = pd.read_csv(out.parent / "verdicts.csv")
+    assert verdicts["status"].tolist() == [EXPECTED[c] for c in verdicts["claim"]]
+    evidence = pd.read_csv(out.parent / "claim_evidence.csv")
+    assert set(evidence["claim"]) == {"C1", "C2", "C4", "C5"} and {"data", "model", "outcome"} <= set(
+        evidence.columns
+    )
