@@ -470,7 +470,8 @@ def check_matchers(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         ],
         "matchers_pairs",
     )
-    key = ["source", "spatial_size"]
+    table = table.assign(layer=table["layer"].fillna("")) if "layer" in table else table.assign(layer="")
+    key = ["source", "layer", "spatial_size"]
     table = one_run(table, [*key, "matcher"])
     rows, skipped = [], 0
     for values, group in table.groupby(key, sort=True):
@@ -478,7 +479,7 @@ def check_matchers(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         exact = group[group["matcher"] == group["reference"]].sort_values("pair")
         if batch.empty or exact.empty:
             continue
-        size, window = int(values[1]), int(batch["window"].iloc[0])
+        size, window = int(values[2]), int(batch["window"].iloc[0])
         if size <= window or len(batch) < C5_MIN_PAIRS:
             skipped += 1  # one window holds every position (batch_optimal is exact there), or too few pairs
             continue
@@ -501,6 +502,7 @@ def check_matchers(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         rows.append(
             {
                 "source": values[0],
+                "layer": values[1],
                 "dataset": dataset,
                 "backbone": backbone,
                 "spatial_size": size,
@@ -531,7 +533,7 @@ def check_matchers(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         f"where S > window: mean quality (m - m_identity)/(m_opt - m_identity) of raw batch_optimal >= "
         f"{C5_MIN_QUALITY} and median CPU time exact / batch_optimal > 1 (intervals over pairs)"
     )
-    return conclude("C5", pd.DataFrame(rows), rule, ["source", "spatial_size"], "quality", note)
+    return conclude("C5", pd.DataFrame(rows), rule, ["source", "layer", "spatial_size"], "quality", note)
 
 
 def speed_ratio(exact_ms: np.ndarray, approximate_ms: np.ndarray) -> Interval:
