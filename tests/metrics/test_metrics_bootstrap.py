@@ -8,6 +8,7 @@ from semrsm.metrics import auroc, split_pairs_by_group
 from semrsm.metrics.bootstrap import (
     cka_replicates,
     group_auroc_replicates,
+    half_sample_counts,
     interval,
     mean_over_seeds,
     mean_replicates,
@@ -132,3 +133,10 @@ def test_cka_replicates_agree_with_cka_on_the_resampled_images():
     for row, value in zip(counts[1:], values[1:], strict=True):
         index = np.repeat(np.arange(8), row)
         assert value == pytest.approx(cka(a[np.ix_(index, index)], b[np.ix_(index, index)]), rel=1e-9)
+
+
+def test_half_samples_draw_half_of_the_units_without_repeats():
+    counts = half_sample_counts(9, 50, seed=4)
+    assert counts.shape == (50, 9) and set(np.unique(counts)) == {0, 1} and (counts.sum(axis=1) == 4).all()
+    np.testing.assert_array_equal(counts, half_sample_counts(9, 50, seed=4))
+    assert len({tuple(row) for row in counts}) > 10

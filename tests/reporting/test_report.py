@@ -68,7 +68,8 @@ def test_claim_verdicts_match_the_tree(report):
         match = re.search(rf'<div class="claim ([\w-]+)" id="claim-{claim}">', claims)
         assert match and match.group(1) == status.replace(" ", "-"), claim
     assert "1 of 2 configuration(s) support, 1 contradict" in claims
-    assert "synthetic/resnet18/layer4/linear/hungarian: pearson_difference +0.080" in claims
+    assert "synthetic/resnet18/layer4/linear/hungarian: pearson_invariant -0.120" in claims
+    assert "pearson_difference +0.080" in claims
     assert claims.count('<tr class="fail">') == 1  # C4's contradicting row, highlighted in its evidence
     assert "3 confirmed, 1 refuted, 0 inconclusive, 2 not run" in claims
     assert "Rests on: synthetic stand-in data + real pretrained (resnet18)" in claims

@@ -171,8 +171,23 @@ def mean_over_seeds(replicates: np.ndarray, n_resamples: int = N_RESAMPLES, seed
     return (counts * replicates.T).sum(axis=1) / k
 
 
+def half_sample_counts(n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """(n_resamples, n) 0/1 counts: each replicate draws n // 2 distinct units (half-sampling). For statistics
+    that a repeated unit distorts (CKA: two copies of one image are a perfect match in both RSMs), the spread of
+    half-sample estimates around the full-sample one approximates the full estimate's sampling variance
+    (Var(theta_{n/2}) - Var(theta_n) = sigma^2 / n)."""
+    if n < 2:
+        raise ValueError(f"half-sampling needs n >= 2 units, got {n}")
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_resamples, n), dtype=np.int64)
+    for row in counts:
+        row[rng.choice(n, size=n // 2, replace=False)] = 1
+    return counts
+
+
 def cka_replicates(a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """(B,) linear CKA of two (N, N) RSMs restricted to the images each replicate draws (with repeats)."""
+    """(B,) linear CKA of two (N, N) RSMs restricted to the images each replicate draws (``counts``, e.g. from
+    half_sample_counts)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     out = np.empty(len(counts))
     for r, row in enumerate(counts):

@@ -2,7 +2,7 @@
 
 For layers a, b it computes CKA(semantic RSM of a, spatio-semantic RSM of b). The diagonal (same layer) goes to
 ``tables/layers_cka.csv`` with each layer's spatial size, the full matrix to ``tables/layers_cka_matrix.csv``
-(long format), and the diagonal under an image-level bootstrap (images resampled, the same draws for every layer)
+(long format), and the diagonal on 1000 seeded half-samples of the images (the same for every layer)
 to ``tables/layers_cka_bootstrap.csv``. C6 expects the diagonal to rise as the spatial size shrinks; claim C6
 judges the slope of CKA against log2(spatial size) with its interval from those replicates.
 """
@@ -18,10 +18,10 @@ import pandas as pd
 from omegaconf import DictConfig
 from scipy import stats
 
-from semrsm.metrics.bootstrap import cka_replicates
+from semrsm.metrics.bootstrap import cka_replicates, half_sample_counts, with_full_sample
 from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.rsm_cache import result_keys, select_layers
-from semrsm.pipeline.stage_common import bootstrap_table, kernel_rsm, layers_with_sizes, seed_key, unit_counts
+from semrsm.pipeline.stage_common import bootstrap_table, kernel_rsm, layers_with_sizes, seed_key
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import cka_heatmap, metric_lines
 from semrsm.similarity import cka
@@ -82,7 +82,7 @@ def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     )
     ctx.logger.log_table("layers_cka", diagonal)
     ctx.logger.log_table("layers_cka_matrix", _matrix_table(matrix, layers, keys))
-    counts = unit_counts(len(features))
+    counts = with_full_sample(half_sample_counts(len(features)))  # no repeated image: it would inflate CKA
     replicates = [
         bootstrap_table(
             {**keys, "layer": layer, "spatial_size": size},

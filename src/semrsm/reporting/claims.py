@@ -45,6 +45,7 @@ C5_MIN_QUALITY = 0.9  # "near-optimal": mean shift-invariant quality of at least
 C5_MIN_PAIRS = 64
 C6_MIN_SIZES = 4
 FULL_SAMPLE = -1  # the ``replicate`` value of a bootstrap table's full-sample row
+C4_EFFECTS = ("pearson_invariant", "pearson_difference", "spearman_invariant", "spearman_difference")
 
 
 @dataclass(frozen=True)
@@ -167,16 +168,22 @@ def _fmt(value: float) -> str:
     return "nan" if pd.isna(value) else f"{value:+.3f}"
 
 
-def _describe(row: pd.Series, columns: Sequence[str], effect: str) -> str:
+def _describe(row: pd.Series, columns: Sequence[str], effects: str | Sequence[str]) -> str:
     label = "/".join(str(row[c]) for c in columns if c in row.index and not pd.isna(row[c]))
-    return (
-        f"{label}: {effect} {_fmt(row[effect])} [{_fmt(row[effect + '_low'])}, {_fmt(row[effect + '_high'])}], "
-        f"n={row['n_units']} {row['units']}, {row['seeds']} seed(s) -> {row['outcome']}"
+    shown = ", ".join(
+        f"{e} {_fmt(row[e])} [{_fmt(row[e + '_low'])}, {_fmt(row[e + '_high'])}]"
+        for e in ([effects] if isinstance(effects, str) else effects)
     )
+    return f"{label}: {shown}, n={row['n_units']} {row['units']}, {row['seeds']} seed(s) -> {row['outcome']}"
 
 
 def conclude(
-    claim: str, evidence: pd.DataFrame, rule: str, columns: Sequence[str], effect: str, note: str = ""
+    claim: str,
+    evidence: pd.DataFrame,
+    rule: str,
+    columns: Sequence[str],
+    effect: str | Sequence[str],
+    note: str = "",
 ) -> Verdict:
     """The claim's status from the configurations' outcomes, with the rule, the intervals and the basis."""
     evidence = provenance.annotate(evidence.reset_index(drop=True))
@@ -258,7 +265,7 @@ def check_translated_crops(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         "per layer, AUROC(semantic) - AUROC(spatio-semantic) > 0 and AUROC(semantic) > 0.5 (interval over "
         "source images and seeds)"
     )
-    return conclude("C1", pd.DataFrame(rows), rule, LAYER_KEY, "auroc_gain")
+    return conclude("C1", pd.DataFrame(rows), rule, LAYER_KEY, ("auroc_gain", "auroc_semantic"))
 
 
 # C2, C3 ----------------------------------------------------------------------------------------------------
@@ -428,7 +435,7 @@ def check_class_probability(tables: Mapping[str, pd.DataFrame]) -> Verdict:
     note = ""
     if not shown.empty:
         parts = [
-            _describe(row, [*LAYER_KEY, "pairs"], "pearson_difference")
+            _describe(row, [*LAYER_KEY, "pairs"], C4_EFFECTS)
             for _, row in shown.head(MAX_LISTED).iterrows()
         ]
         note = " Not judged, shown: " + "; ".join(parts) + "."
@@ -436,7 +443,7 @@ def check_class_probability(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         "with invariance, Pearson and Spearman(similarity, JSD) < 0, and invariant - non-invariant < 0 for both "
         "(image-level bootstrap over all pairs)"
     )
-    verdict = conclude("C4", judged, rule, LAYER_KEY, "pearson_difference", note)
+    verdict = conclude("C4", judged, rule, LAYER_KEY, C4_EFFECTS, note)
     evidence = pd.concat(
         [verdict.evidence.assign(pairs="all"), provenance.annotate(shown)], ignore_index=True
     )
