@@ -169,7 +169,7 @@ def _fmt(value: float) -> str:
 
 
 def _describe(row: pd.Series, columns: Sequence[str], effects: str | Sequence[str]) -> str:
-    label = "/".join(str(row[c]) for c in columns if c in row.index and not pd.isna(row[c]))
+    label = "/".join(str(row[c]) for c in columns if c in row.index and not pd.isna(row[c]) and row[c] != "")
     shown = ", ".join(
         f"{e} {_fmt(row[e])} [{_fmt(row[e + '_low'])}, {_fmt(row[e + '_high'])}]"
         for e in ([effects] if isinstance(effects, str) else effects)
