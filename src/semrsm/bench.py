@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 
+import numba
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -241,6 +242,82 @@ def matcher_table(
                 }
             )
     return rows
+
+
+def raw_solver(name: str):
+    """The batched solver of matcher ``name`` without the fallback to the identity (what is measured)."""
+    batch = get_matcher(name).batch
+    return getattr(batch, "__wrapped__", batch)
+
+
+def matcher_pairs(
+    features: torch.Tensor,
+    matchers: Mapping[str, Mapping],
+    n_pairs: int,
+    reference: str = "lapjv",
+    repeats: int = 1,
+) -> list[dict]:
+    """Per matcher and pair (0, 1), (2, 3), ... of ``features``: CPU milliseconds of the raw matcher on that
+    one pair (the least of ``repeats`` calls, after a warm-up), its matched score, the identity's score and
+    the optimum of ``reference``, the shift-invariant quality (m - m_identity) / (m_opt - m_identity) (NaN
+    where the identity is optimal) and ``fallback``: whether the registered matcher would keep the identity
+    instead. The certificate's ``bound``: an upper bound of the optimum."""
+    scores, norms_x, norms_y = _pair_batch(features, n_pairs)
+    optimum = _matched(scores, get_matcher(reference).batch(scores, norms_x, norms_y))
+    identity = np.trace(scores, axis1=1, axis2=2, dtype=np.float64)
+    bound = upper_bound_batch(scores)
+    gap = optimum - identity
+    rows = []
+    threads = numba.get_num_threads()
+    # one thread for BLAS and numba while timing: idle worker threads spinning after a parallel region would
+    # otherwise count as CPU time of whichever matcher ran last (about 8 ms per pair, measured)
+    with threadpool_limits(1):
+        numba.set_num_threads(1)
+        try:
+            for name, options in matchers.items():
+                rows += _timed_pairs(name, options, scores, norms_x, norms_y, repeats)
+        finally:
+            numba.set_num_threads(threads)
+    for row in rows:
+        pair = row["pair"]
+        row |= {
+            "identity_score": float(identity[pair]),
+            "optimum": float(optimum[pair]),
+            "bound": float(bound[pair]),
+            "quality": (row["score"] - identity[pair]) / gap[pair] if gap[pair] > 0 else math.nan,
+            "fallback": bool(row["score"] < identity[pair]),
+        }
+    return rows
+
+
+def _timed_pairs(name, options, scores, norms_x, norms_y, repeats: int) -> list[dict]:
+    """Per pair: the raw matcher's least CPU time over ``repeats`` calls on that pair alone, and its score."""
+    options = get_matcher(name).check_options(options)
+    solve = raw_solver(name)
+    solve(scores[:1], norms_x[:1], norms_y[:1], **options)  # compile / warm up
+    rows = []
+    for pair in range(len(scores)):
+        args = (scores[pair : pair + 1], norms_x[pair : pair + 1], norms_y[pair : pair + 1])
+        cpu = math.inf
+        for _ in range(repeats):
+            start = time.process_time()
+            perms = solve(*args, **options)
+            cpu = min(cpu, time.process_time() - start)
+        rows.append(
+            {
+                "matcher": name,
+                "options": dict(options),
+                "pair": pair,
+                "cpu_ms": 1e3 * cpu,
+                "score": float(_matched(args[0], perms)[0]),
+            }
+        )
+    return rows
+
+
+def _matched(scores: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """Matched inner product of each pair of a batch under ``perms``, float64."""
+    return np.take_along_axis(scores, perms[:, :, None], 2).sum(axis=(1, 2), dtype=np.float64)
 
 
 def main(argv: list[str] | None = None) -> None:

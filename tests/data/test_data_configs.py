@@ -13,14 +13,16 @@ SMALL_TINY = ["num_classes=3", "train_per_class=2", "val_per_class=2", "image_si
 # Small synthetic sizes so the test generates in a fraction of a second; the defaults are checked below.
 OVERRIDES = {
     "synthetic": [f"dataset.{o}" for o in SMALL_TINY],
-    "synthetic_crops": [f"+dataset.base.{o}" for o in SMALL_TINY] + ["dataset.num_images=3"],
+    "synthetic_crops": [f"++dataset.base.{o}" for o in SMALL_TINY] + ["dataset.num_images=3"],
     "synthetic_scenes": ["dataset.num_images=4", "dataset.image_size=48"],
     "synthetic_cityscapes": ["dataset.num_images=3", "dataset.width=64", "dataset.height=32"],
     "tinyimagenet_crops": ["dataset.num_images=2"],
+    "photo_views": ["dataset.num_views=5"],
 }
 EXPECTED_LEN = {
     "cityscapes": 3, "egoobjects": 3, "imagenet_val": 3, "photos": 10, "photos_crops": 90, "synthetic": 6,
     "synthetic_cityscapes": 3, "synthetic_crops": 27, "synthetic_scenes": 4, "tinyimagenet": 4, "tinyimagenet_crops": 18,
+    "photo_views": 5,
 }  # fmt: skip
 
 

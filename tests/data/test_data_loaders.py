@@ -3,13 +3,23 @@
 import functools
 import json
 
+import numpy as np
 import pytest
 import torch
 from data_fixtures import write_imagenet_flat, write_imagenet_folders
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from semrsm.data import BundledPhotos, Cityscapes, EgoObjects, ImageNetVal, TinyImageNet, collate_samples
+from semrsm.data import (
+    BundledPhotos,
+    Cityscapes,
+    EgoObjects,
+    ImageNetVal,
+    PhotoViews,
+    TinyImageNet,
+    collate_samples,
+)
+from semrsm.data.photos import ALL_PHOTO_LOADERS
 
 
 def check_contract(ds):
@@ -78,7 +88,7 @@ def test_egoobjects_rejects_unknown_category(egoobjects):
 
 @pytest.mark.parametrize("objects_from", ["polygons", "instance_ids"])
 def test_cityscapes_instance_categories(cityscapes, objects_from):
-    ds = Cityscapes(cityscapes, "val", objects_from=objects_from)
+    ds = Cityscapes(cityscapes, "val", objects_from=objects_from, square=False)  # whole frames
     check_contract(ds)
     assert [ds[i]["id"] for i in range(3)] == [
         "aachen_000000_000019",
@@ -90,10 +100,51 @@ def test_cityscapes_instance_categories(cityscapes, objects_from):
     assert ds.classes[26] == "car" and len(ds.classes) == 34
     assert ds[2]["meta"]["city"] == "bremen"
     assert len(Cityscapes(cityscapes, "train", objects_from=objects_from)) == 1
+    assert ds[0]["image"].size == (16, 12) and "crop_box" not in ds[0]["meta"]
+
+
+def write_street(root, stem="aachen_000000_000019"):
+    """A 32x16 frame: a car only in the left margin, a person in the centre square, a bus in it hidden behind
+    a later truck polygon, a rider straddling the square's right edge (left of it: x 24..31)."""
+    city = root / "leftImg8bit" / "val" / "aachen"
+    city.mkdir(parents=True)
+    Image.new("RGB", (32, 16), (9, 9, 9)).save(city / f"{stem}_leftImg8bit.png")
+    box = lambda x0, y0, x1, y1: [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]  # noqa: E731
+    objects = [
+        {"label": "car", "polygon": box(0, 2, 5, 8)},
+        {"label": "person", "polygon": box(14, 4, 18, 12)},
+        {"label": "bus", "polygon": box(10, 1, 12, 3)},
+        {"label": "truck", "polygon": box(9, 0, 13, 4)},
+        {"label": "rider", "polygon": box(22, 5, 28, 9)},
+    ]
+    gt = root / "gtFine" / "val" / "aachen"
+    gt.mkdir(parents=True)
+    (gt / f"{stem}_gtFine_polygons.json").write_text(
+        json.dumps({"imgHeight": 16, "imgWidth": 32, "objects": objects})
+    )
+    ids = np.full((16, 32), 7, dtype=np.uint16)  # road
+    for value, (x0, y0, x1, y1) in [(26000, (0, 2, 5, 8)), (24000, (14, 4, 18, 12)), (27000, (9, 0, 13, 4)),
+                                    (25000, (22, 5, 28, 9))]:  # fmt: skip
+        ids[y0 : y1 + 1, x0 : x1 + 1] = value
+    Image.fromarray(ids).save(gt / f"{stem}_gtFine_instanceIds.png")
+    return root
+
+
+@pytest.mark.parametrize("objects_from", ["polygons", "instance_ids"])
+def test_cityscapes_labels_come_from_the_centre_square_the_model_sees(tmp_path, objects_from):
+    root = write_street(tmp_path)
+    square = Cityscapes(root, objects_from=objects_from)[0]
+    assert square["image"].size == (16, 16) and square["meta"]["crop_box"] == [8, 0, 24, 16]
+    # car: outside the square; bus: hidden behind the truck; rider: partly inside
+    assert square["objects"] == (24, 25, 27)
+    frame = Cityscapes(root, objects_from=objects_from, square=False)[0]
+    assert frame["image"].size == (32, 16) and frame["objects"] == (
+        (24, 25, 26, 27, 28) if objects_from == "polygons" else (24, 25, 26, 27)
+    )
 
 
 def test_cityscapes_category_choice_and_errors(cityscapes):
-    ds = Cityscapes(cityscapes, "val", categories=["sky", "car"])
+    ds = Cityscapes(cityscapes, "val", categories=["sky", "car"], square=False)
     assert [ds[i]["objects"] for i in range(3)] == [(23, 26), (), ()]
     with pytest.raises(ValueError, match="unicorn"):
         Cityscapes(cityscapes, categories=["unicorn"])
@@ -149,6 +200,28 @@ def test_bundled_photos():
     assert len(BundledPhotos()) == 10
     with pytest.raises(ValueError, match="lena"):
         BundledPhotos(["lena"])
+
+
+def test_photo_views_are_distinct_seeded_views_of_every_photo():
+    views = PhotoViews(num_views=2 * len(ALL_PHOTO_LOADERS) + 3, seed=1)
+    check_contract(views)
+    assert {views[i]["meta"]["photo"] for i in range(len(views))} == set(ALL_PHOTO_LOADERS)
+    assert len(ALL_PHOTO_LOADERS) >= 20  # scikit-image, scikit-learn and matplotlib photos
+    groups = [views[i]["meta"]["group"] for i in range(len(views))]
+    assert groups[: len(ALL_PHOTO_LOADERS)] == list(range(len(ALL_PHOTO_LOADERS)))
+    first, again = views[3], PhotoViews(num_views=4, seed=1)[3]  # a view does not depend on num_views
+    assert first["id"] == again["id"] and first["meta"] == again["meta"]
+    np.testing.assert_array_equal(np.asarray(first["image"]), np.asarray(again["image"]))
+    boxes = {tuple(views[i]["meta"]["crop_box"]) + (views[i]["meta"]["photo"],) for i in range(len(views))}
+    assert len(boxes) == len(views)  # distinct views
+    for i in range(len(views)):
+        x0, y0, x1, y1 = views[i]["meta"]["crop_box"]
+        assert x1 - x0 == y1 - y0 and views[i]["image"].size == (x1 - x0, y1 - y0)
+    assert PhotoViews(num_views=3, seed=2)[0]["meta"] != views[0]["meta"]
+    with pytest.raises(ValueError, match="num_views"):
+        PhotoViews(num_views=0)
+    with pytest.raises(ValueError, match="lena"):
+        PhotoViews(names=["lena"])
 
 
 def test_collate_samples(tiny_imagenet):

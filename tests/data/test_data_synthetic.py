@@ -114,7 +114,8 @@ def test_egoobjects_format_through_real_loader(tmp_path):
 def test_cityscapes_format_through_real_loader(tmp_path):
     path = ensure_synthetic(tmp_path, "cityscapes", **SMALL["cityscapes"])
     polygons, instances = Cityscapes(path), Cityscapes(path, objects_from="instance_ids")
-    assert len(polygons) == 4 and polygons[0]["image"].size == (64, 32)
+    assert len(polygons) == 4 and polygons[0]["image"].size == (32, 32)  # the centre square
+    assert Cityscapes(path, square=False)[0]["image"].size == (64, 32)
     assert [polygons[i]["objects"] for i in range(4)] == [instances[i]["objects"] for i in range(4)]
     assert all(polygons[i]["objects"] for i in range(4))
     assert {polygons[i]["meta"]["city"] for i in range(4)} == {"synthcity0", "synthcity1"}

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
+from semrsm.metrics.bootstrap import N_RESAMPLES
 from semrsm.pipeline.config import register_resolvers
-from semrsm.pipeline.stage_class_probability import class_divergence, sample_pairs, summarize
+from semrsm.pipeline.stage_class_probability import class_divergence, pair_masks, sample_pairs, summarize
 from semrsm.pipeline.stages import run_stage
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
@@ -74,7 +75,17 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert summary["num_samples"] == 12 and summary["num_classes"] == 3 and summary["num_layers"] == 4
     invariant = table[table["invariant"]]
     assert summary["pearson_invariant_mean"] == pytest.approx(invariant["pearson"].mean())
-    assert json.loads((results / "metrics.json").read_text())["c4_pearson"] == summary["c4_pearson"]
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert metrics["pearson_invariant_mean"] == pytest.approx(summary["pearson_invariant_mean"])
+    assert (table["pairs"] == "all").all() and (table["n_images"] == 12).all()
+    assert (table["pearson_low"] <= table["pearson_high"]).all()
+    boot = pd.read_csv(results / "tables" / "class_probability_bootstrap.csv")
+    assert (boot.groupby("layer").size() == 1 + N_RESAMPLES).all() and (boot["n_units"] == 12).all()
+    full = boot[boot["replicate"] == -1].set_index("layer")
+    for invariant, side in ((True, "invariant"), (False, "non_invariant")):
+        rows = table[table["invariant"] == invariant].set_index("layer")
+        for method in ("pearson", "spearman"):  # the full-sample row is the plain correlation
+            np.testing.assert_allclose(full[f"{method}_{side}"], rows.loc[full.index, method], rtol=1e-9)
 
 
 def test_rerun_with_another_kernel_reuses_the_matching(root, resnet_run):
@@ -109,7 +120,7 @@ def test_trained_backbone_is_loaded_by_name(root):
     summary, results = run(root, "trained", "experiment.layers=[layer3,layer4]")
     table = pd.read_csv(results / "tables" / "class_probability.csv")
     assert len(table) == 4 and set(table["backbone"]) == {"resnet18"}
-    assert trained["checkpoint"].endswith("resnet18_synthetic.pt") and summary["num_samples"] == 12
+    assert trained["checkpoint"].endswith("resnet18_synthetic_seed0.pt") and summary["num_samples"] == 12
 
 
 @pytest.mark.parametrize(
@@ -141,18 +152,26 @@ def test_sample_pairs_are_distinct_upper_triangle_pairs():
     assert len(sample_pairs(5, max_pairs=100)[0]) == 10
 
 
-def test_summary_confirms_c4_only_when_every_layer_is_more_negative_with_invariance():
+def test_summary_counts_layers_more_negative_with_invariance():
     def table(invariant_pearson):
         rows = []
         for layer, (inv, base) in enumerate(zip(invariant_pearson, [-0.2, -0.3], strict=True)):
             rows += [
-                {"layer": layer, "invariant": True, "pearson": inv, "spearman": inv},
-                {"layer": layer, "invariant": False, "pearson": base, "spearman": base},
+                {"layer": layer, "invariant": True, "pearson": inv, "spearman": inv, "pairs": "all"},
+                {"layer": layer, "invariant": False, "pearson": base, "spearman": base, "pairs": "all"},
             ]
         return pd.DataFrame(rows)
 
-    confirmed = summarize(table([-0.4, -0.5]))
-    assert confirmed["c4_pearson"] and confirmed["pearson_layers_more_negative"] == 2
-    assert confirmed["pearson_invariant_mean"] == pytest.approx(-0.45)
-    refuted = summarize(table([-0.4, -0.1]))
-    assert not refuted["c4_pearson"] and refuted["pearson_layers_more_negative"] == 1
+    both = summarize(table([-0.4, -0.5]))
+    assert both["pearson_layers_more_negative"] == 2
+    assert both["pearson_invariant_mean"] == pytest.approx(-0.45)
+    assert summarize(table([-0.4, -0.1]))["pearson_layers_more_negative"] == 1
+
+
+def test_pair_masks_split_same_and_different_source_pairs():
+    masks = pair_masks(np.array([0, 0, 0, 1, 1, 1]), 6)
+    assert list(masks) == ["all", "same_source", "different_source"] and masks["all"] is None
+    rows, cols = np.triu_indices(6, k=1)
+    assert masks["same_source"][rows, cols].sum() == 6 and masks["different_source"][rows, cols].sum() == 9
+    assert list(pair_masks(None, 6)) == ["all"]
+    assert list(pair_masks(np.array([0, 0, 1, 2]), 4)) == ["all", "different_source"]  # 1 same pair: dropped

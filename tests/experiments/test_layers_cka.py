@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 from stage_runs import run_tiny
 
+from semrsm.metrics.bootstrap import N_RESAMPLES
 from semrsm.pipeline.stage_layers_cka import cka_matrix, size_trend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +64,12 @@ def test_conv_backbone_tables_figures_and_summary(resnet_run):
     np.testing.assert_allclose(same["cka"].to_numpy(), diagonal["cka"].to_numpy())
     expected = stats.spearmanr(diagonal["spatial_size"], diagonal["cka"]).statistic
     assert summary["spearman_spatial_size_cka"] == pytest.approx(expected)
-    assert summary["c6_confirmed"] == (expected < 0)
+    boot = pd.read_csv(results / "tables" / "layers_cka_bootstrap.csv")
+    assert (boot.groupby("layer").size() == 1 + N_RESAMPLES).all() and (boot["n_units"] == 12).all()
+    full = boot[boot["replicate"] == -1]
+    assert full["layer"].tolist() == diagonal["layer"].tolist()
+    np.testing.assert_allclose(full["cka"].to_numpy(), diagonal["cka"].to_numpy(), rtol=1e-9)
+    assert boot["cka"].between(-1, 1).all()
     assert summary["cka_first_layer"] == pytest.approx(diagonal["cka"].iloc[0])
     assert summary["layer3/cka"] == pytest.approx(diagonal["cka"].iloc[2])
     assert summary["num_samples"] == 12 and summary["num_layers"] == 4
@@ -88,7 +94,7 @@ def test_token_backbone_has_one_spatial_size(root):
     diagonal, matrix = tables(results)
     assert diagonal["layer"].tolist() == ["blocks.5", "blocks.11"] and set(diagonal["spatial_size"]) == {64}
     assert len(matrix) == 4 and diagonal["cka"].between(-1, 1).all()
-    assert math.isnan(summary["spearman_spatial_size_cka"]) and summary["c6_confirmed"] is False
+    assert math.isnan(summary["spearman_spatial_size_cka"])
     assert json.loads((results / "metrics.json").read_text())["spearman_spatial_size_cka"] is None
 
 

@@ -68,18 +68,27 @@ def test_conv_features_and_synthetic_table(resnet_run):
     exact = table["matcher"].isin(["hungarian", "lapjv"])
     assert (table["exact"] == exact).all()
     assert np.allclose(table.loc[exact, "quality_ratio"], 1.0)
-    assert table["quality_ratio"].between(0, 1 + 1e-9).all() and (table["ms_per_pair"] > 0).all()
+    assert table["quality_ratio"].between(0, 1 + 1e-9).all() and (table["ms_per_pair"] >= 0).all()
     assert (table["quality_ratio_min"] <= table["quality_ratio"] + 1e-12).all()
+    assert (table["quality_ratio_used"] >= table["quality_ratio"] - 1e-12).all()
     assert np.allclose(table.loc[table["matcher"] == "lapjv", "speedup_vs_reference"], 1.0)
-    for _, rows in table.groupby(["source", "spatial_size"]):  # no matching is the floor
-        identity = rows.loc[rows["matcher"] == "identity", "quality_ratio"].item()
-        assert identity <= rows["quality_ratio"].min() + 1e-12
+    for _, rows in table.groupby(["source", "spatial_size"]):  # with the fallback, no matching is the floor
+        identity = rows.loc[rows["matcher"] == "identity", "quality_ratio_used"].item()
+        assert identity <= rows["quality_ratio_used"].min() + 1e-12
+    pairs = pd.read_csv(results / "tables" / "matchers_pairs.csv")
+    assert len(pairs) == 3 * len(table) and set(pairs["pair"]) == {0, 1, 2}
+    assert (pairs["score"] <= pairs["optimum"] * (1 + 1e-6) + 1e-6).all()  # float32 products, float64 sums
+    assert (pairs["optimum"] <= pairs["bound"] * (1 + 1e-6) + 1e-6).all()
+    assert (pairs["fallback"] == (pairs["score"] < pairs["identity_score"])).all()
+    assert np.allclose(pairs.loc[pairs["matcher"] == "identity", "quality"].dropna(), 0.0, atol=1e-9)
+    assert np.allclose(pairs.loc[pairs["matcher"] == "lapjv", "quality"].dropna(), 1.0, atol=1e-6)
+    assert set(pairs.loc[pairs["matcher"] == "batch_optimal", "window"]) == {128}
     assert json.loads(table.loc[table["matcher"] == "batch_optimal", "options"].iloc[0]) == {"window": 128}
     for kind in ("features", "synthetic"):
         assert (results / "figures" / f"matcher_tradeoff_{kind}.png").stat().st_size > 1000
     assert summary["features/largest_size"] == 256 and summary["synthetic/largest_size"] == 49
     assert summary["num_matchers"] == len(MATCHERS) and summary["num_sizes"] == 5
-    assert summary["c5_confirmed"] == (check_matchers(table).status == "confirmed")
+    assert summary["c5_status"] == check_matchers({"matchers_pairs": pairs}).status == "not run"  # S <= 128
     largest = features[(features["spatial_size"] == 256) & (features["matcher"] == "identity")]
     assert summary["features/quality_identity"] == pytest.approx(largest["quality_ratio"].item())
 
@@ -226,23 +235,30 @@ def test_resize_maps_for_both_layouts():
         resize_maps(np.ones((1, 5, 2), dtype=np.float32), "NTD", 4)
 
 
-def bench_row(size, matcher, ms, ratio=1.0):
-    return {"size": size, "matcher": matcher, "options": {}, "ms_per_pair": ms, "ratio_mean": ratio,
-            "ratio_min": ratio, "bound_ratio": 1.1}  # fmt: skip
+def pair_rows(size, matcher, cpu_ms, scores, identity=1.0, optimum=2.0):
+    return pd.DataFrame(
+        {"spatial_size": size, "matcher": matcher, "options": "{}", "pair": range(len(scores)), "cpu_ms": cpu_ms,
+         "score": scores, "identity_score": identity, "optimum": optimum, "bound": 2.2,
+         "quality": [(s - identity) / (optimum - identity) for s in scores], "fallback": [s < identity for s in scores]}
+    )  # fmt: skip
 
 
 def test_table_rows_and_largest_size_summary():
-    bench = [bench_row(4, "lapjv", 2.0), bench_row(4, "identity", 0.5, 0.5), bench_row(9, "lapjv", 8.0)]
-    rows = table_rows(bench + [bench_row(9, "identity", 1.0, 0.25)], "lapjv", source="s", layer="l")
-    table = pd.DataFrame(rows)
-    assert table["speedup_vs_reference"].tolist() == [1.0, 4.0, 1.0, 8.0]
+    four = pd.concat([pair_rows(4, "lapjv", [2.0, 4.0, 9.0], [2.0] * 3), pair_rows(4, "greedy", 1.0, [0.5, 1.5, 2.0])])
+    nine = pd.concat([pair_rows(9, "lapjv", 8.0, [2.0] * 3), pair_rows(9, "identity", 1.0, [1.0] * 3)])
+    table = pd.DataFrame(table_rows(four, "lapjv", source="s") + table_rows(nine, "lapjv", source="s"))
+    assert table["speedup_vs_reference"].tolist() == [1.0, 4.0, 1.0, 8.0]  # medians: 4 / 1 and 8 / 1
     assert table["exact"].tolist() == [True, False, True, False] and set(table["source"]) == {"s"}
-    assert table["quality_ratio"].tolist() == [1.0, 0.5, 1.0, 0.25] and (table["options"] == "{}").all()
+    assert table["quality_ratio"].tolist() == pytest.approx([1.0, 2 / 3, 1.0, 0.5])
+    assert table["quality_ratio_used"].tolist() == pytest.approx([1.0, 0.75, 1.0, 0.5])  # 0.5 falls back to 1
+    assert table["quality"].tolist() == pytest.approx([1.0, 1 / 3, 1.0, 0.0])
+    assert table["fallback_rate"].tolist() == pytest.approx([0.0, 1 / 3, 0.0, 0.0])
+    assert table["bound_ratio"].tolist() == pytest.approx([1.1] * 4) and (table["options"] == "{}").all()
     summary = largest_size_summary(table.assign(source="features:x/y"))
     assert summary == {
         "features/largest_size": 9,
         "features/quality_lapjv": 1.0,
         "features/ms_lapjv": 8.0,
-        "features/quality_identity": 0.25,
+        "features/quality_identity": 0.5,
         "features/ms_identity": 1.0,
     }

@@ -95,12 +95,13 @@ def test_paper_suite_lists_every_missing_asset_before_computing(tmp_path):
     assert done.returncode == 2, done.stderr[-3000:]
     out = done.stdout
     assert "nothing was computed" in out
-    for asset in ("tiny-imagenet-200", "egoobjects", "cityscapes", "imagenet", "sam_vit_b_01ec64.pth"):
+    assets = ("tiny-imagenet-200", "egoobjects", "cityscapes", "imagenet", "sam_vit_b_01ec64.pth")
+    for asset in (*assets, "dinov2_vitg14_linear_head.pth"):
         assert asset in out, asset
     for backbone in ("dinov2_giant", "clip", "bit50", "clipseg", "resnet101", "convnextv2_base", "vit_l32"):
         assert f"backbone {backbone} (needed by" in out, backbone
     # the TinyImageNet ResNet18 checkpoint is written by the suite's own train run: not an asset
-    assert "resnet18_tinyimagenet.pt" not in out
+    assert "resnet18_tinyimagenet_seed0.pt" not in out
     assert not (tmp_path / "outputs" / "runs").exists() and not (tmp_path / "outputs" / "cache").exists()
 
 

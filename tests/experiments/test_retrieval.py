@@ -67,7 +67,13 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert summary["num_samples"] == 12 and summary["num_layers"] == 4
     gains = table.pivot(index="layer", columns="invariant", values="f1_at_1").diff(axis=1)[True]
     assert summary["min_f1_gain"] == pytest.approx(gains.min())
-    assert summary["invariance_helps"] == bool((gains > 0).all())
+    assert summary["max_f1_gain"] == pytest.approx(gains.max())
+    queries = pd.read_csv(results / "tables" / "retrieval_queries.csv")
+    assert len(queries) == 4 * 12 and (queries["seed"] == 0).all()
+    means = queries.groupby("layer")[["f1_invariant", "f1_non_invariant"]].mean()
+    wide = table.pivot(index="layer", columns="invariant", values="f1_at_1")
+    np.testing.assert_allclose(means["f1_invariant"], wide.loc[means.index, True], rtol=1e-12)
+    np.testing.assert_allclose(means["f1_non_invariant"], wide.loc[means.index, False], rtol=1e-12)
     invariant = table[(table["layer"] == "layer3") & table["invariant"]]
     assert summary["layer3/f1_at_1_invariant"] == pytest.approx(invariant["f1_at_1"].item())
 
@@ -156,8 +162,11 @@ def test_retrieval_rows_per_variant():
     categories = [(0, 1), (0, 1), (2,), (2,)]
     blocks = np.kron(np.eye(2), np.ones((2, 2))) + 0.1 * np.eye(4)  # the same objects are most similar
     shifted = np.roll(blocks, 2, axis=1) + 0.1 * np.eye(4)  # the other objects are most similar
-    rows = retrieval_rows({False: shifted, True: blocks}, categories, layer="l")
+    rows, queries = retrieval_rows({False: shifted, True: blocks}, categories, layer="l")
     assert [(row["invariant"], row["f1_at_1"]) for row in rows] == [(False, 0.0), (True, 1.0)]
+    assert queries["layer"].tolist() == ["l"] * 4 and queries["query"].tolist() == [0, 1, 2, 3]
+    assert queries["f1_invariant"].tolist() == [1.0] * 4 and queries["f1_non_invariant"].tolist() == [0.0] * 4
+    assert queries["neighbor_invariant"].tolist() == [1, 0, 3, 2]
     assert all(row["layer"] == "l" and row["n_queries"] == 4 for row in rows)
     assert [row["neighbor_similarity_mean"] for row in rows] == pytest.approx([1.1, 1.0])
     assert random_f1(categories) == pytest.approx(1 / 3)
@@ -204,3 +213,23 @@ def test_sample_image_checks_the_stored_id(tmp_path):
     assert sample_image(ListDataset(["s0", "s1"]), features, 1).shape == (3, 4, 3)
     with pytest.raises(ValueError, match="dataset sample 1 has id 'x' but the stored features have 's1'"):
         sample_image(ListDataset(["s0", "x"]), features, 1)
+
+
+@pytest.mark.slow
+def test_several_kernels_from_one_matching_agree_with_single_kernel_runs(root, resnet_run):
+    before = rsm_cache_entries(root)
+    summary, results = run(
+        root, "kernels", *SCENES, "experiment.kernels=[linear,cosine]", "experiment.queries_shown=0"
+    )
+    assert rsm_cache_entries(root) == before  # the matchings of resnet_run serve both kernels
+    table = pd.read_csv(results / "tables" / "retrieval.csv")
+    assert table["kernel"].tolist() == ["linear", "linear", "cosine", "cosine"]
+    single = pd.read_csv(resnet_run[1] / "tables" / "retrieval.csv")
+    single = single[single["layer"] == "layer4"].set_index("invariant")["f1_at_1"]
+    cosine = table[table["kernel"] == "cosine"].set_index("invariant")["f1_at_1"]
+    assert cosine.to_dict() == single.to_dict()
+    queries = pd.read_csv(results / "tables" / "retrieval_queries.csv")
+    assert queries.groupby("kernel").size().to_dict() == {"cosine": 12, "linear": 12}
+    assert "layer4/linear/f1_at_1_invariant" in summary
+    with pytest.raises(ValueError, match="experiment.kernels must list distinct kernels"):
+        run(root, "bad_kernels", *SCENES, "experiment.kernels=[cosine,gauss]")

@@ -66,7 +66,7 @@ def test_history_metrics_and_figure(resnet_run):
 
 def test_checkpoint_loads_by_name_and_by_path(root, resnet_run):
     summary, _, _ = resnet_run
-    checkpoint = root / "outputs" / "checkpoints" / "resnet18_synthetic.pt"
+    checkpoint = root / "outputs" / "checkpoints" / "resnet18_synthetic_seed0.pt"
     assert summary["checkpoint"] == str(checkpoint) and checkpoint.is_file()
     by_config = build(configure(root, f"backbone.pretrained={checkpoint}").backbone)
     by_name = build(configure(root, stage=LOAD).backbone)
@@ -102,7 +102,7 @@ def test_same_seed_same_weights_other_seed_other_weights(root):
 
 def test_vit_trains_and_loads_with_token_layout(root):
     summary, results, _ = run(root, "vit", *VIT, "experiment.epochs=1", "dataset.train_per_class=4")
-    assert summary["checkpoint"].endswith("vit_tiny_synthetic.pt")
+    assert summary["checkpoint"].endswith("vit_tiny_synthetic_seed0.pt")
     assert len(pd.read_csv(results / "tables" / "history.csv")) == 1
     backbone = build(configure(root, *VIT, stage=LOAD).backbone)
     outputs = backbone(torch.randn(2, 3, 64, 64))
@@ -114,7 +114,7 @@ def test_missing_checkpoint_says_how_to_train_it(tmp_path):
     cfg = configure(tmp_path, stage=LOAD)
     with pytest.raises(FileNotFoundError, match="experiment=train") as error:
         build(cfg.backbone)
-    assert str(tmp_path / "outputs" / "checkpoints" / "resnet18_synthetic.pt") in str(error.value)
+    assert str(tmp_path / "outputs" / "checkpoints" / "resnet18_synthetic_seed0.pt") in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_train_settings_reject_bad_values(settings):
 
 def test_checkpoint_path_is_a_file_under_the_checkpoint_dir(tmp_path):
     cfg = configure(tmp_path)
-    assert checkpoint_path(cfg) == Path(cfg.paths.checkpoint_dir) / "resnet18_synthetic.pt"
+    assert checkpoint_path(cfg) == Path(cfg.paths.checkpoint_dir) / "resnet18_synthetic_seed0.pt"
 
 
 def test_train_transform_shifts_and_flips_at_the_eval_size():

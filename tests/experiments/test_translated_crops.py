@@ -7,8 +7,13 @@ import pandas as pd
 import pytest
 from stage_runs import rsm_cache_entries, run_tiny
 
+from semrsm.metrics.bootstrap import N_RESAMPLES
 from semrsm.pipeline.feature_store import ShardedFeatureWriter
-from semrsm.pipeline.stage_translated_crops import c1_holds, crop_groups, separation_rows
+from semrsm.pipeline.stage_translated_crops import (
+    crop_groups,
+    separation_bootstrap,
+    separation_rows,
+)
 from semrsm.pipeline.stages import run_stage
 
 CONTRACT = ["dataset", "backbone", "layer", "spatial_size", "rsm", "kernel", "matcher", "auroc"]
@@ -62,7 +67,14 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
         assert (results / "figures" / f"rsm_{layer}.png").stat().st_size > 1000
         assert (results / "figures" / f"distributions_{layer}.png").stat().st_size > 1000
     assert summary["num_samples"] == 16 and summary["num_images"] == 4 and summary["num_layers"] == 4
-    assert summary["c1_confirmed"] == c1_holds(table)
+    boot = pd.read_csv(results / "tables" / "crops_bootstrap.csv")
+    assert (boot["n_units"] == 4).all() and (boot.groupby("layer").size() == 1 + N_RESAMPLES).all()
+    full = boot[boot["replicate"] == -1].set_index("layer")
+    plain = table.pivot(index="layer", columns="rsm", values="auroc")
+    for rsm in ("semantic", "spatio_semantic"):  # the full-sample row is the plain AUROC
+        np.testing.assert_allclose(full.loc[layers, f"auroc_{rsm}"], plain.loc[layers, rsm], rtol=1e-12)
+    values = boot[["auroc_semantic", "auroc_spatio_semantic"]].to_numpy()
+    assert ((values >= 0) & (values <= 1) | np.isnan(values)).all()  # NaN: a resample of one image
     semantic = table[(table["layer"] == "layer2") & (table["rsm"] == "semantic")]
     assert summary["layer2/auroc_semantic"] == pytest.approx(semantic["auroc"].item())
     assert json.loads((results / "metrics.json").read_text())["num_images"] == 4
@@ -128,7 +140,7 @@ def test_crop_groups_reject_other_datasets(tmp_path):
         crop_groups(feature_set(tmp_path / "c", [{"group": 0}, {"group": 0}]))
 
 
-def test_separation_rows_and_c1_rule():
+def test_separation_rows_and_bootstrap():
     groups = np.array([0, 0, 1, 1])
     blocks = np.where(groups[:, None] == groups[None, :], 0.9, 0.1)
     noisy = np.array([[1, 0.2, 0.5, 0.1], [0.2, 1, 0.3, 0.4], [0.5, 0.3, 1, 0.6], [0.1, 0.4, 0.6, 1]])
@@ -138,8 +150,8 @@ def test_separation_rows_and_c1_rule():
     assert table["auroc"].tolist() == [0.625, 1.0]
     assert table["same_mean"].tolist() == pytest.approx([0.4, 0.9])
     assert table["different_mean"].tolist() == pytest.approx([0.325, 0.1])
-    assert c1_holds(table)
-    swapped = pd.DataFrame(
-        separation_rows({"semantic": noisy, "spatio_semantic": blocks}, groups, layer="l2")
-    )
-    assert not c1_holds(pd.concat([table, swapped]))
+    boot = separation_bootstrap({"spatio_semantic": noisy, "semantic": blocks}, groups, layer="l1")
+    assert boot["replicate"].tolist() == list(range(-1, N_RESAMPLES)) and (boot["n_units"] == 2).all()
+    assert boot["auroc_spatio_semantic"].iloc[0] == 0.625 and (boot["auroc_semantic"].dropna() == 1.0).all()
+    # a replicate drawing one source image twice has no different-image pair: its AUROC is undefined
+    assert boot["auroc_semantic"].isna().any()

@@ -38,6 +38,7 @@ PREPROCESSING = {
     ),
     "clipseg": ({"depth": 4, "hidden_size": 32, "num_heads": 2}, 352, 352, IMAGENET, "bilinear"),
     "mobilenet_v2": ({}, 224, 256, IMAGENET, "bilinear"),
+    "efficientnet_lite0": ({}, 224, 256, HALF, "bilinear"),
 }
 
 
@@ -125,6 +126,7 @@ FULL_SIZE = {
     "sam_vit_b": ("neck", (256, 64, 64)),
     "clipseg": ("encoder.11", (484, 768)),
     "mobilenet_v2": ("features.18", (1280, 7, 7)),
+    "efficientnet_lite0": ("blocks.6", (320, 7, 7)),
 }
 
 

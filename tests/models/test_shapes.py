@@ -72,6 +72,11 @@ CASES = {
         },
         1000,
     ),
+    "efficientnet_lite0": (
+        {"image_size": 64},
+        {"blocks.1": (24, 16, 16), "blocks.2": (40, 8, 8), "blocks.4": (112, 4, 4), "blocks.6": (320, 2, 2)},
+        1000,
+    ),
 }
 
 

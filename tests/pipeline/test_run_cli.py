@@ -66,7 +66,7 @@ def test_unknown_option_fails_listing_choices(tmp_path):
 def test_missing_checkpoint_fails_fast_with_one_clean_paragraph(tmp_path):
     done = _run(tmp_path, "experiment=translated_crops", "logger=none")  # default: the trained ResNet18
     assert done.returncode == 1
-    checkpoint = tmp_path / "outputs" / "checkpoints" / "resnet18_synthetic.pt"
+    checkpoint = tmp_path / "outputs" / "checkpoints" / "resnet18_synthetic_seed0.pt"
     assert f"FileNotFoundError: No trained checkpoint for backbone 'resnet18' at {checkpoint}" in done.stderr
     assert "experiment=train" in done.stderr
     assert "Traceback" not in done.stderr and "InstantiationException" not in done.stderr

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from semrsm.metrics.bootstrap import N_RESAMPLES
 from semrsm.reporting.aggregate import aggregate
 from semrsm.reporting.figures import rsm_heatmaps
 from semrsm.reporting.run_logger import RunLogger
@@ -21,94 +22,98 @@ EXPECTED = {"C1": "confirmed", "C2": "confirmed", "C3": "not run", "C4": "refute
 EXPECTED["C6"] = "not run"
 
 
-def _crops() -> pd.DataFrame:
-    rows = []
-    for layer, size, (semantic, spatial) in [("layer1", 16, (0.93, 0.71)), ("layer4", 2, (0.97, 0.9))]:
-        for rsm, auroc, matcher in [
-            ("semantic", semantic, "hungarian"),
-            ("spatio_semantic", spatial, "identity"),
-        ]:
-            rows.append(
-                {
-                    "dataset": "synthetic_crops",
-                    "backbone": "resnet18",
-                    "layer": layer,
-                    "spatial_size": size,
-                    "rsm": rsm,
-                    "kernel": "cosine",
-                    "matcher": matcher,
-                    "auroc": auroc,
-                    "same_mean": auroc - 0.1,
-                    "different_mean": 0.3,
-                }
+def _replicates(keys: dict, n_units: int, seed: int, **statistics: tuple[float, float]) -> pd.DataFrame:
+    """A bootstrap table: the full-sample row, then N_RESAMPLES normal draws per statistic (estimate, spread)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"replicate": np.arange(-1, N_RESAMPLES)}).assign(**keys, n_units=n_units, seed=0)
+    for name, (estimate, spread) in statistics.items():
+        frame[name] = np.r_[estimate, estimate + spread * rng.standard_normal(N_RESAMPLES)]
+    return frame
+
+
+def _crops() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, boot = [], []
+    for index, (layer, size, (semantic, spatial)) in enumerate(
+        [("layer1", 16, (0.93, 0.71)), ("layer4", 2, (0.97, 0.9))]
+    ):
+        keys = {"dataset": "synthetic_crops", "backbone": "resnet18", "layer": layer, "spatial_size": size,
+                "kernel": "cosine", "matcher": "hungarian"}  # fmt: skip
+        for rsm, auroc in [("semantic", semantic), ("spatio_semantic", spatial)]:
+            rows.append({**keys, "rsm": rsm, "auroc": auroc, "same_mean": auroc - 0.1, "different_mean": 0.3})
+        spread = (0.01, 0.01)
+        boot.append(
+            _replicates(
+                keys,
+                20,
+                index,
+                auroc_semantic=(semantic, spread[0]),
+                auroc_spatio_semantic=(spatial, spread[1]),
             )
-    return pd.DataFrame(rows)
+        )
+    return pd.DataFrame(rows), pd.concat(boot, ignore_index=True)
 
 
-def _retrieval(backbone: str, gain: float) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "dataset": "synthetic_scenes",
-                "backbone": backbone,
-                "layer": "layer4",
-                "kernel": kernel,
-                "matcher": "hungarian",
-                "invariant": invariant,
-                "f1_at_1": base + (gain if invariant else 0.0),
-                "n_queries": 40,
-            }
-            for kernel, base in [("cosine", 0.41), ("rbf", 0.38)]
-            for invariant in (True, False)
-        ]
-    )
+def _retrieval(backbone: str, gain: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, queries = [], []
+    for kernel, base in [("cosine", 0.41), ("rbf", 0.38)]:
+        keys = {"dataset": "synthetic_scenes", "backbone": backbone, "layer": "layer4", "kernel": kernel,
+                "matcher": "hungarian"}  # fmt: skip
+        for invariant in (True, False):
+            f1 = base + (gain if invariant else 0.0)
+            rows.append({**keys, "invariant": invariant, "f1_at_1": f1, "n_queries": 40})
+        offsets = np.where(np.arange(40) % 2 == 0, 0.02, -0.02)
+        queries.append(pd.DataFrame({**keys, "seed": 0, "query": np.arange(40), "f1_non_invariant": base,
+                                     "f1_invariant": base + gain + offsets}))  # fmt: skip
+    return pd.DataFrame(rows), pd.concat(queries, ignore_index=True)
 
 
-def _class_probability() -> pd.DataFrame:
+def _class_probability() -> tuple[pd.DataFrame, pd.DataFrame]:
     values = {
         ("cosine", True): -0.42,
         ("cosine", False): -0.31,
         ("linear", True): -0.12,
         ("linear", False): -0.2,
     }
-    return pd.DataFrame(
+    keys = {"dataset": "synthetic", "backbone": "resnet18", "layer": "layer4", "matcher": "hungarian"}
+    table = pd.DataFrame(
         [
             {
-                "dataset": "synthetic",
-                "backbone": "resnet18",
-                "layer": "layer4",
+                **keys,
                 "kernel": kernel,
-                "matcher": "hungarian",
                 "invariant": invariant,
                 "pearson": pearson,
                 "spearman": pearson - 0.05,
                 "n_pairs": 190,
-            }
+            }  # fmt: skip
             for (kernel, invariant), pearson in values.items()
         ]
     )
+    boot = []
+    for index, kernel in enumerate(("cosine", "linear")):
+        inv, non = values[kernel, True], values[kernel, False]
+        boot.append(_replicates({**keys, "kernel": kernel, "pairs": "all"}, 20, index,
+                                pearson_invariant=(inv, 0.01), pearson_non_invariant=(non, 0.01),
+                                spearman_invariant=(inv - 0.05, 0.01), spearman_non_invariant=(non - 0.05, 0.01)))  # fmt: skip
+    return table, pd.concat(boot, ignore_index=True)
 
 
-def _matchers() -> pd.DataFrame:
-    rows = []
-    for size, scale in [(16, 1.0), (64, 8.0)]:
+def _matchers() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, pairs = [], []
+    rng = np.random.default_rng(0)
+    for size, scale in [(64, 1.0), (196, 8.0)]:
         for matcher, ms, quality, exact in [
             ("hungarian", 2.0, 1.0, True),
             ("batch_optimal", 0.3, 0.97, False),
             ("greedy", 0.1, 0.93, False),
-            ("identity", 0.01, 0.55, False),
+            ("identity", 0.01, 0.0, False),
         ]:
-            rows.append(
-                {
-                    "source": "features:resnet18/layer1",
-                    "spatial_size": size,
-                    "matcher": matcher,
-                    "ms_per_pair": ms * scale,
-                    "quality_ratio": quality,
-                    "exact": exact,
-                }
-            )
-    return pd.DataFrame(rows)
+            keys = {"source": "features:resnet18/layer1", "spatial_size": size, "matcher": matcher}
+            rows.append({**keys, "ms_per_pair": ms * scale, "quality": quality, "exact": exact})
+            score = 10.0 + 10.0 * np.clip(quality + 0.01 * rng.standard_normal(64), None, 1.0)
+            pairs.append(pd.DataFrame({**keys, "window": 128, "pair": np.arange(64), "reference": "hungarian",
+                                       "cpu_ms": ms * scale * rng.uniform(0.9, 1.1, 64), "score": score,
+                                       "identity_score": 10.0, "optimum": 20.0, "fallback": False}))  # fmt: skip
+    return pd.DataFrame(rows), pd.concat(pairs, ignore_index=True)
 
 
 def _heatmaps(seed: int):
@@ -162,7 +167,7 @@ def write_outputs_tree(outputs: Path) -> Path:
         runs / "translated_crops" / "dataset=synthetic_crops",
         "translated_crops",
         "translated_crops",
-        {"crops_separation": _crops()},
+        dict(zip(("crops_separation", "crops_bootstrap"), _crops(), strict=True)),
         {"rsm_layer1": _heatmaps(0), "distributions_layer1": _heatmaps(1)},
         ["dataset=synthetic_crops"],
     )
@@ -171,7 +176,7 @@ def write_outputs_tree(outputs: Path) -> Path:
             sweeps / "retrieval" / f"backbone={backbone}",
             "retrieval",
             "retrieval",
-            {"retrieval": _retrieval(backbone, gain)},
+            dict(zip(("retrieval", "retrieval_queries"), _retrieval(backbone, gain), strict=True)),
             {"retrievals_layer4": _heatmaps(2)},
             [f"backbone={backbone}"],
         )
@@ -180,10 +185,11 @@ def write_outputs_tree(outputs: Path) -> Path:
         runs / "class_probability" / "default",
         "class_probability",
         "class_probability",
-        {"class_probability": _class_probability()},
+        dict(zip(("class_probability", "class_probability_bootstrap"), _class_probability(), strict=True)),
         {},
         [],
     )
-    write_run(runs / "matchers" / "default", "matchers", "matchers", {"matchers": _matchers()}, {}, [])
+    matcher_tables = dict(zip(("matchers", "matchers_pairs"), _matchers(), strict=True))
+    write_run(runs / "matchers" / "default", "matchers", "matchers", matcher_tables, {}, [])
     write_failed_run(runs / "layers_cka" / "default", "layers_cka", "layers_cka")
     return outputs

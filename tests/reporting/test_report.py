@@ -40,7 +40,16 @@ def test_scan_finds_finished_and_failed_runs(outputs):
     (failed,) = [run for run in runs if not run.complete]
     assert failed.experiment == "layers_cka" and failed.status == "failed" and "layer3" in failed.error
     tables = combined_tables(runs)
-    assert set(tables) == {"crops_separation", "retrieval", "class_probability", "matchers"}
+    assert set(tables) == {
+        "crops_separation",
+        "crops_bootstrap",
+        "retrieval",
+        "retrieval_queries",
+        "class_probability",
+        "class_probability_bootstrap",
+        "matchers",
+        "matchers_pairs",
+    }
     assert tables["retrieval"].columns[0] == "run" and len(tables["retrieval"]) == 8
     assert set(tables["retrieval"]["run"]) == {complete[0], complete[1]}
 
@@ -58,9 +67,12 @@ def test_claim_verdicts_match_the_tree(report):
     for claim, status in EXPECTED.items():
         match = re.search(rf'<div class="claim ([\w-]+)" id="claim-{claim}">', claims)
         assert match and match.group(1) == status.replace(" ", "-"), claim
-    assert "1 of 2 configuration(s); fails in: synthetic/resnet18/layer4/linear/hungarian" in claims
-    assert claims.count('<tr class="fail">') == 1  # C4's failing row, highlighted in its evidence
-    assert "3 confirmed, 1 refuted, 2 not run" in claims
+    assert "1 of 2 configuration(s) support, 1 contradict" in claims
+    assert "synthetic/resnet18/layer4/linear/hungarian: pearson_invariant -0.120" in claims
+    assert "pearson_difference +0.080" in claims
+    assert claims.count('<tr class="fail">') == 1  # C4's contradicting row, highlighted in its evidence
+    assert "3 confirmed, 1 refuted, 0 inconclusive, 2 not run" in claims
+    assert "Rests on: synthetic stand-in data + real pretrained (resnet18)" in claims
 
 
 def test_experiment_tables_figures_and_metadata(report):
@@ -98,9 +110,10 @@ def test_unfinished_and_malformed_runs(outputs, tmp_path):
     assert [run.name for run in inputs.incomplete if run.status == "running"] == ["runs/matchers/default"]
     assert {v.claim: v.status for v in inputs.verdicts}["C5"] == "not run"
 
-    table = copy / "runs" / "class_probability" / "default" / "results" / "tables" / "class_probability.csv"
-    pd.read_csv(table).drop(columns="spearman").to_csv(table, index=False)
-    with pytest.raises(ValueError, match="class_probability.*spearman"):
+    tables = copy / "runs" / "class_probability" / "default" / "results" / "tables"
+    table = tables / "class_probability_bootstrap.csv"
+    pd.read_csv(table).drop(columns="spearman_invariant").to_csv(table, index=False)
+    with pytest.raises(ValueError, match="class_probability_bootstrap.*spearman_invariant"):
         collect(copy)
 
 
@@ -125,4 +138,13 @@ def test_cli_writes_the_report_and_prints_verdicts(outputs, tmp_path, capsys):
     assert main(["--outputs", str(outputs), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.is_file() and f"report: {out}" in printed
-    assert "C4   refuted: Pearson and Spearman" in printed and "C6   not run" in printed
+    assert (
+        "C4      refuted: Rule: with invariance, Pearson and Spearman" in printed
+        and "C6      not run" in printed
+    )
+    verdicts = pd.read_csv(out.parent / "verdicts.csv")
+    assert verdicts["status"].tolist() == [EXPECTED[c] for c in verdicts["claim"]]
+    evidence = pd.read_csv(out.parent / "claim_evidence.csv")
+    assert set(evidence["claim"]) == {"C1", "C2", "C4", "C5"} and {"data", "model", "outcome"} <= set(
+        evidence.columns
+    )

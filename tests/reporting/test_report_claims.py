@@ -1,9 +1,14 @@
+"""Claim verdicts from effect sizes with bootstrap intervals: each rule can confirm, refute and stay inconclusive."""
+
+import numpy as np
 import pandas as pd
 import pytest
 
+from semrsm.metrics.bootstrap import N_RESAMPLES
 from semrsm.reporting.claims import (
     CLAIMS,
     CONFIRMED,
+    INCONCLUSIVE,
     NOT_RUN,
     REFUTED,
     Verdict,
@@ -17,197 +22,227 @@ from semrsm.reporting.claims import (
     judge_claims,
 )
 
-
-def crops(values: dict) -> pd.DataFrame:
-    """values: layer -> (semantic auroc, spatio auroc, semantic same_mean, spatio same_mean)."""
-    rows = []
-    for layer, (auroc_sem, auroc_spa, same_sem, same_spa) in values.items():
-        base = {"dataset": "d", "backbone": "resnet18", "layer": layer, "spatial_size": 4, "kernel": "cosine"}
-        rows.append(
-            {**base, "rsm": "semantic", "matcher": "hungarian", "auroc": auroc_sem, "same_mean": same_sem}
-        )
-        rows.append(
-            {
-                **base,
-                "rsm": "spatio_semantic",
-                "matcher": "identity",
-                "auroc": auroc_spa,
-                "same_mean": same_spa,
-            }
-        )
-    return pd.DataFrame(rows).assign(different_mean=0.1)
+LAYER = {
+    "dataset": "synthetic_crops",
+    "backbone": "resnet18_synthetic",
+    "kernel": "cosine",
+    "matcher": "lapjv",
+}
 
 
-def paired(metric: str, values: dict, dataset: str = "synthetic_scenes", **extra) -> pd.DataFrame:
-    """values: (backbone, kernel) -> (invariant value, non-invariant value); non-invariant rows say 'identity'."""
-    rows = []
-    for (backbone, kernel), (invariant, plain) in values.items():
-        base = {"dataset": dataset, "backbone": backbone, "layer": "layer4", "kernel": kernel, **extra}
-        rows.append({**base, "matcher": "hungarian", "invariant": True, metric: invariant})
-        rows.append({**base, "matcher": "identity", "invariant": False, metric: plain})
-    return pd.DataFrame(rows)
+def replicates(keys: dict, n_units: int, seed: int = 0, **statistics) -> pd.DataFrame:
+    """A bootstrap table: per statistic (estimate, spread), the full-sample row then N_RESAMPLES normal draws."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"replicate": np.arange(-1, N_RESAMPLES)}).assign(**keys, n_units=n_units, seed=seed)
+    for name, (estimate, spread) in statistics.items():
+        frame[name] = np.r_[estimate, estimate + spread * rng.standard_normal(N_RESAMPLES)]
+    return frame
 
 
-def test_c1_confirmed_refuted_and_not_run():
-    good = check_translated_crops(crops({"layer1": (0.9, 0.6, 0.8, 0.5), "layer4": (0.95, 0.9, 0.9, 0.85)}))
-    assert good.status == CONFIRMED and "all 2 configuration" in good.summary
-    assert list(good.evidence["holds"]) == [True, True]
-    assert good.evidence.loc[0, "auroc_spatio_semantic"] == pytest.approx(0.6)
-
-    # layer4: AUROC higher but the same-image mean is not: the rule needs both
-    bad = check_translated_crops(crops({"layer1": (0.9, 0.6, 0.8, 0.5), "layer4": (0.95, 0.9, 0.8, 0.85)}))
-    assert bad.status == REFUTED
-    assert "1 of 2" in bad.summary and "layer4" in bad.summary and "layer1" not in bad.summary
-    assert "0.95 vs 0.9" in bad.summary
-
-    assert check_translated_crops(None).status == NOT_RUN
-    assert check_translated_crops(pd.DataFrame()).status == NOT_RUN
-    only_semantic = crops({"layer1": (0.9, 0.6, 0.8, 0.5)}).query("rsm == 'semantic'")
-    assert check_translated_crops(only_semantic).status == NOT_RUN
+def crops(gains: dict, semantic: float = 0.9) -> dict:
+    parts = [
+        replicates({**LAYER, "layer": layer}, 20, auroc_semantic=(semantic, 0.01), auroc_spatio_semantic=(semantic - g, 0.01))
+        for layer, g in gains.items()
+    ]  # fmt: skip
+    return {"crops_bootstrap": pd.concat(parts, ignore_index=True)}
 
 
-def test_c1_rejects_bad_tables():
-    with pytest.raises(ValueError, match="crops_separation.*auroc"):
-        check_translated_crops(crops({"l": (1, 0, 1, 0)}).drop(columns="auroc"))
-    with pytest.raises(ValueError, match="spatial"):
-        check_translated_crops(crops({"l": (1, 0, 1, 0)}).replace("spatio_semantic", "spatial"))
+def test_c1_three_states_and_not_run():
+    good = check_translated_crops(crops({"layer1": 0.2, "layer4": 0.1}))
+    assert good.status == CONFIRMED and "2 of 2 configuration(s) support" in good.summary
+    assert good.evidence["auroc_gain_low"].gt(0).all() and set(good.evidence["units"]) == {"source images"}
+    assert "Rule: per layer" in good.summary and "n=20 source images" in good.summary
+    assert "synthetic stand-in data + trained here on synthetic data (resnet18_synthetic)" in good.summary
+    assert check_translated_crops(crops({"layer1": 0.2, "layer4": 0.001})).status == INCONCLUSIVE
+    bad = check_translated_crops(crops({"layer1": 0.2, "layer4": -0.1}))
+    assert bad.status == REFUTED and bad.summary.index("layer4") < bad.summary.index("layer1")
+    # a gain that does not separate the distributions (semantic AUROC at chance) does not support C1
+    assert check_translated_crops(crops({"layer1": 0.2}, semantic=0.5)).status == INCONCLUSIVE
+    assert check_translated_crops({}).status == NOT_RUN
 
 
-def test_duplicate_configurations_are_averaged():
-    table = pd.concat([crops({"layer1": (0.9, 0.6, 0.8, 0.5)}), crops({"layer1": (0.5, 0.6, 0.8, 0.5)})])
-    verdict = check_translated_crops(table)
-    assert len(verdict.evidence) == 1 and verdict.evidence.loc[0, "auroc_semantic"] == pytest.approx(0.7)
+def test_c1_resamples_seeds_on_top_of_images():
+    keys = {**LAYER, "layer": "layer4"}
+    seeds = [replicates(keys, 20, seed, auroc_semantic=(0.9, 0.001), auroc_spatio_semantic=(0.9 - g, 0.001))
+             for seed, g in enumerate([0.3, 0.02, -0.25])]  # fmt: skip
+    verdict = check_translated_crops({"crops_bootstrap": pd.concat(seeds)})
+    row = verdict.evidence.iloc[0]
+    assert row["seeds"] == 3 and row["auroc_gain"] == pytest.approx((0.3 + 0.02 - 0.25) / 3)
+    assert row["auroc_gain_low"] < 0 < row["auroc_gain_high"] and verdict.status == INCONCLUSIVE
 
 
-def test_c2_and_c3_split_by_dataset_and_read_csv_booleans(tmp_path):
-    values = {
-        ("resnet18", "cosine"): (0.6, 0.4),
-        ("resnet18", "rbf"): (0.5, 0.45),
-        ("vit", "cosine"): (0.3, 0.2),
-    }
-    path = tmp_path / "retrieval.csv"
-    paired("f1_at_1", values, n_queries=10).to_csv(path, index=False)
-    table = pd.read_csv(path)
-    c2 = check_egoobjects_retrieval(table)
-    assert c2.status == CONFIRMED and len(c2.evidence) == 3
-    assert "cosine +0.15" in c2.summary and "rbf +0.05" in c2.summary
-    c3 = check_cityscapes_retrieval(table)
-    assert c3.status == NOT_RUN and "cityscapes" in c3.summary
-
-    failing = paired("f1_at_1", {("resnet18", "linear"): (0.3, 0.35)}, dataset="cityscapes")
-    c3 = check_cityscapes_retrieval(pd.concat([table, failing]))
-    assert c3.status == REFUTED and "cityscapes/resnet18/layer4/linear/hungarian" in c3.summary
-
-
-def test_as_bool_rejects_non_booleans():
-    assert list(as_bool(pd.Series(["True", "false", 1, 0]), "x")) == [True, False, True, False]
-    with pytest.raises(ValueError, match="'invariant'.*maybe"):
-        as_bool(pd.Series(["maybe", "True"]), "invariant")
-
-
-def test_c4_needs_both_correlations_negative_and_stronger_with_invariance():
-    def table(spearman_invariant: float) -> pd.DataFrame:
-        pearson = paired("pearson", {("resnet18", "cosine"): (-0.4, -0.3)})
-        spearman = paired("spearman", {("resnet18", "cosine"): (spearman_invariant, -0.2)})
-        return pearson.assign(spearman=spearman["spearman"], n_pairs=45)
-
-    confirmed = check_class_probability(table(-0.5))
-    assert confirmed.status == CONFIRMED
-    assert bool(confirmed.evidence.loc[0, "pearson_holds"]) and bool(
-        confirmed.evidence.loc[0, "spearman_holds"]
-    )
-    refuted = check_class_probability(table(-0.1))  # Spearman weaker with invariance
-    assert refuted.status == REFUTED and "Spearman -0.1 vs -0.2" in refuted.summary
-    positive = paired("pearson", {("resnet18", "cosine"): (0.2, 0.3)}).assign(spearman=-1.0)
-    assert check_class_probability(positive).status == REFUTED
-    assert check_class_probability(None).status == NOT_RUN
-
-
-def matchers(
-    batch_ms: float = 1.0, batch_quality: float = 0.95, identity_quality: float = 0.5
+def queries(
+    gains: dict, dataset: str = "synthetic_scenes", n: int = 100, spread: float = 0.02
 ) -> pd.DataFrame:
+    """gains: (backbone, kernel) -> mean per-query F1 gain; per-query gains alternate +-spread around it."""
     rows = []
-    for size, scale in [(4, 1.0), (49, 10.0)]:
-        for matcher, ms, quality, exact in [
-            ("hungarian", 5.0, 1.0, True),
-            ("lapjv", 3.0, 1.0, True),
-            ("batch_optimal", batch_ms, batch_quality, False),
-            ("identity", 0.01, identity_quality, False),
-        ]:
-            rows.append(
-                {
-                    "source": "synthetic",
-                    "spatial_size": size,
-                    "matcher": matcher,
-                    "ms_per_pair": ms * scale,
-                    "quality_ratio": quality,
-                    "exact": "True" if exact else "False",
-                }
-            )
-    return pd.DataFrame(rows)
+    for (backbone, kernel), gain in gains.items():
+        offsets = np.where(np.arange(n) % 2 == 0, spread, -spread)
+        keys = {
+            "dataset": dataset,
+            "backbone": backbone,
+            "layer": "layer4",
+            "kernel": kernel,
+            "matcher": "lapjv",
+        }
+        rows.append(pd.DataFrame({**keys, "query": np.arange(n), "f1_non_invariant": 0.4,
+                                  "f1_invariant": 0.4 + gain + offsets, "seed": 0}))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
 
 
-def test_c5_batch_optimal_against_the_fastest_exact_matcher_at_the_largest_size():
-    good = check_matchers(matchers())
-    assert good.status == CONFIRMED
-    row = good.evidence.iloc[0]
+def test_c2_paired_bootstrap_over_queries():
+    good = check_egoobjects_retrieval(
+        {"retrieval_queries": queries({("resnet18", "cosine"): 0.05, ("vit", "rbf"): 0.02})}
+    )
+    assert good.status == CONFIRMED and (good.evidence["units"] == "queries").all()
+    assert good.evidence["f1_gain"].tolist() == pytest.approx([0.05, 0.02])
+    noisy = queries(
+        {("resnet18", "cosine"): 0.01}, spread=0.3
+    )  # +0.01 within noise of +-0.3 over 100 queries
+    assert check_egoobjects_retrieval({"retrieval_queries": noisy}).status == INCONCLUSIVE
+    worse = queries({("resnet18", "cosine"): 0.05, ("vit", "rbf"): -0.05})
+    assert check_egoobjects_retrieval({"retrieval_queries": worse}).status == REFUTED
     assert (
-        row["spatial_size"] == 49 and row["exact_matcher"] == "lapjv" and row["exact_ms"] == pytest.approx(30)
-    )
-    slow = check_matchers(matchers(batch_ms=4.0))  # faster than hungarian, slower than lapjv
-    assert slow.status == REFUTED and "lapjv" in slow.summary
-    assert check_matchers(matchers(batch_quality=0.8)).status == REFUTED
-    identity_not_lowest = check_matchers(matchers(identity_quality=0.99))
-    assert identity_not_lowest.status == REFUTED and "identity lowest: False" in identity_not_lowest.summary
-    no_exact = matchers().assign(exact=False)
-    assert check_matchers(no_exact).status == NOT_RUN
-
-
-def test_c5_judges_a_source_at_its_largest_layer_not_at_each_layer():
-    big = matchers().assign(layer="layer1", spatial_size=lambda t: t["spatial_size"] * 16)
-    small_and_slow = matchers(batch_ms=50.0).assign(layer="layer4")  # exact is fastest on tiny layers
-    verdict = check_matchers(pd.concat([big, small_and_slow]))
-    assert verdict.status == CONFIRMED and len(verdict.evidence) == 1
-    assert verdict.evidence["spatial_size"].iloc[0] == 49 * 16
-    bad_big = matchers(batch_quality=0.5).assign(layer="layer1", spatial_size=lambda t: t["spatial_size"] * 16)
-    assert check_matchers(pd.concat([bad_big, matchers().assign(layer="layer4")])).status == REFUTED
-
-
-def cka(sizes_and_values: dict, backbone: str = "resnet18") -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "dataset": "d",
-                "backbone": backbone,
-                "layer": f"layer{i}",
-                "spatial_size": size,
-                "kernel": "cosine",
-            }
-            | {"matcher": "hungarian", "cka": value}
-            for i, (size, value) in enumerate(sizes_and_values.items())
-        ]
+        check_egoobjects_retrieval(
+            {"retrieval_queries": queries({("r", "cosine"): 0.05}, "cityscapes")}
+        ).status
+        == NOT_RUN
     )
 
 
-def test_c6_spearman_of_spatial_size_and_cka():
-    rising = check_layers_cka(cka({32: 0.2, 16: 0.5, 8: 0.7, 4: 0.9}))
-    assert rising.status == CONFIRMED and rising.evidence.loc[0, "spearman"] == pytest.approx(-1.0)
-    falling = check_layers_cka(cka({32: 0.9, 16: 0.5, 8: 0.7, 4: 0.2}))
-    assert falling.status == REFUTED and "Spearman" in falling.summary
-    vit = cka({14: 0.3, 15: 0.4}, "vit").assign(spatial_size=14)  # one spatial size: uninformative
-    assert check_layers_cka(vit).status == NOT_RUN
-    mixed = check_layers_cka(pd.concat([cka({32: 0.2, 4: 0.9}), vit]))
-    assert mixed.status == CONFIRMED and "1 model(s) with a single spatial size skipped" in mixed.summary
+def test_c3_judges_most_for_cosine_and_rbf():
+    def verdict(gains):
+        table = queries({("resnet18", k): g for k, g in gains.items()}, "synthetic_cityscapes")
+        return check_cityscapes_retrieval({"retrieval_queries": table})
+
+    most = verdict({"linear": 0.02, "cosine": 0.1, "rbf": 0.08})
+    assert most.status == CONFIRMED and "most for cosine and RBF -> confirmed" in most.summary
+    parts = most.evidence.groupby("part").size().to_dict()
+    assert parts == {"gain": 3, "most for cosine/rbf": 2}
+    # every kernel gains, but linear gains most: "most for cosine and RBF" is contradicted
+    assert verdict({"linear": 0.1, "cosine": 0.03, "rbf": 0.02}).status == REFUTED
+    equal = verdict({"linear": 0.05, "cosine": 0.05, "rbf": 0.05})
+    assert equal.status == INCONCLUSIVE and "(a) raises F1@1 -> confirmed" in equal.summary
 
 
-def test_judge_claims_covers_every_claim_and_missing_tables_are_not_run():
-    verdicts = judge_claims({"matchers": matchers()})
+def correlations(
+    pairs="all", seed=0, inv=(-0.5, 0.02), non=(-0.3, 0.02), layer="layer4", backbone="mobilenet_v2"
+):
+    keys = {"dataset": "photos_views", "backbone": backbone, "layer": layer, "kernel": "cosine",
+            "matcher": "lapjv", "pairs": pairs}  # fmt: skip
+    spearman = {
+        "spearman_invariant": (inv[0] - 0.05, inv[1]),
+        "spearman_non_invariant": (non[0] - 0.05, non[1]),
+    }
+    return replicates(keys, 500, seed, pearson_invariant=inv, pearson_non_invariant=non, **spearman)
+
+
+def test_c4_needs_negative_and_more_negative_correlations():
+    good = check_class_probability({"class_probability_bootstrap": correlations()})
+    assert good.status == CONFIRMED and good.evidence["pearson_difference"].iloc[0] == pytest.approx(-0.2)
+    assert "real data + real pretrained (mobilenet_v2)" in good.summary
+    weaker = correlations(inv=(-0.2, 0.02))
+    assert check_class_probability({"class_probability_bootstrap": weaker}).status == REFUTED
+    positive = correlations(inv=(0.1, 0.01), non=(0.3, 0.01))  # more negative with invariance, but positive
+    assert check_class_probability({"class_probability_bootstrap": positive}).status == REFUTED
+    close = correlations(inv=(-0.31, 0.05))
+    assert check_class_probability({"class_probability_bootstrap": close}).status == INCONCLUSIVE
+
+
+def test_c4_reports_source_subsets_without_judging_them():
+    table = pd.concat(
+        [correlations(), correlations("same_source", inv=(0.2, 0.01)), correlations("different_source")]
+    )
+    verdict = check_class_probability({"class_probability_bootstrap": table})
     assert (
-        [v.claim for v in verdicts] == [claim.id for claim in CLAIMS] == ["C1", "C2", "C3", "C4", "C5", "C6"]
+        verdict.status == CONFIRMED
+        and "Not judged, shown" in verdict.summary
+        and "same_source" in verdict.summary
     )
-    assert [v.status for v in verdicts] == [NOT_RUN] * 4 + [CONFIRMED, NOT_RUN]
+    assert set(verdict.evidence["pairs"]) == {"all", "same_source", "different_source"}
 
 
-def test_verdict_rejects_unknown_status():
-    with pytest.raises(ValueError, match="partly"):
-        Verdict("C1", "partly", "")
+def matcher_pairs(size=196, quality=0.95, batch_ms=1.0, exact_ms=4.0, n=64, window=128, fallback=False):
+    rng = np.random.default_rng(size)
+    rows = []
+    for matcher, ms, q in (
+        ("lapjv", exact_ms, 1.0),
+        ("batch_optimal", batch_ms, quality),
+        ("identity", 0.01, 0.0),
+    ):
+        jitter = rng.uniform(0.9, 1.1, n)
+        rows.append(pd.DataFrame({
+            "source": "synthetic", "dataset": None, "backbone": None, "spatial_size": size, "matcher": matcher,
+            "window": window if matcher == "batch_optimal" else np.nan, "pair": np.arange(n), "cpu_ms": ms * jitter,
+            "identity_score": 10.0, "optimum": 20.0, "score": 10.0 + 10.0 * np.clip(q + 0.01 * rng.standard_normal(n), None, 1),
+            "reference": "lapjv", "fallback": fallback,
+        }))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_c5_judges_quality_and_speed_only_above_the_window():
+    good = check_matchers({"matchers_pairs": matcher_pairs()})
+    assert good.status == CONFIRMED and good.evidence["speed_ratio"].iloc[0] == pytest.approx(4.0, rel=0.1)
+    assert (
+        good.evidence["quality"].iloc[0] == pytest.approx(0.95, abs=0.01)
+        and (good.evidence["units"] == "pairs").all()
+    )
+    assert "generated maps (no model)" in good.summary
+    assert check_matchers({"matchers_pairs": matcher_pairs(quality=0.6)}).status == REFUTED
+    assert check_matchers({"matchers_pairs": matcher_pairs(batch_ms=8.0)}).status == REFUTED
+    assert check_matchers({"matchers_pairs": matcher_pairs(quality=0.9)}).status == INCONCLUSIVE
+    small = check_matchers({"matchers_pairs": matcher_pairs(size=64)})  # S <= window: batch_optimal is exact
+    assert small.status == NOT_RUN and "S <= window" in small.summary
+    assert check_matchers({"matchers_pairs": matcher_pairs(n=16)}).status == NOT_RUN  # < 64 pairs
+    fallback = check_matchers({"matchers_pairs": matcher_pairs(fallback=True)})
+    assert fallback.evidence["fallback_pairs"].iloc[0] == 64
+
+
+def cka_rows(ckas: dict, seed=0, spread=0.01, backbone="resnet18_synthetic"):
+    keys = {"dataset": "synthetic", "backbone": backbone, "kernel": "cosine", "matcher": "lapjv"}
+    parts = [replicates({**keys, "layer": f"l{size}", "spatial_size": size}, 60, seed + size, cka=(c, spread))
+             for size, c in ckas.items()]  # fmt: skip
+    return pd.concat(parts).assign(seed=seed)
+
+
+def test_c6_judges_the_slope_over_four_sizes():
+    rising = {784: 0.5, 196: 0.6, 49: 0.7, 16: 0.8}
+    expected = np.polyfit(np.log2(list(rising)), list(rising.values()), 1)[0]
+    good = check_layers_cka({"layers_cka_bootstrap": cka_rows(rising)})
+    assert good.status == CONFIRMED and good.evidence["slope"].iloc[0] == pytest.approx(expected, rel=1e-9)
+    assert good.evidence["spatial_sizes"].iloc[0] == "784, 196, 49, 16"
+    falling = {784: 0.8, 196: 0.7, 49: 0.6, 16: 0.5}
+    assert check_layers_cka({"layers_cka_bootstrap": cka_rows(falling)}).status == REFUTED
+    non_monotone = {784: 0.82, 196: 0.73, 49: 0.78, 16: 0.83}
+    assert (
+        check_layers_cka({"layers_cka_bootstrap": cka_rows(non_monotone, spread=0.05)}).status == INCONCLUSIVE
+    )
+    three = check_layers_cka({"layers_cka_bootstrap": cka_rows({784: 0.5, 196: 0.6, 49: 0.7})})
+    assert three.status == NOT_RUN and "resnet18_synthetic (3 size(s))" in three.summary
+
+
+def test_verdicts_are_deterministic():
+    tables = {"crops_bootstrap": crops({"layer1": 0.01})["crops_bootstrap"],
+              "retrieval_queries": queries({("r", "cosine"): 0.01}, spread=0.1)}  # fmt: skip
+    first, second = judge_claims(tables), judge_claims(tables)
+    assert [v.summary for v in first] == [v.summary for v in second]
+    pd.testing.assert_frame_equal(first[1].evidence, second[1].evidence)
+
+
+def test_duplicate_runs_of_one_configuration_count_once():
+    table = queries({("resnet18", "cosine"): 0.05})
+    twice = pd.concat([table.assign(run="b"), table.assign(run="a", f1_invariant=0.0)])
+    verdict = check_egoobjects_retrieval({"retrieval_queries": twice})
+    assert verdict.evidence["f1_gain"].iloc[0] == pytest.approx(-0.4)  # run "a" only
+
+
+def test_judge_claims_covers_every_claim_and_bad_inputs():
+    verdicts = judge_claims({})
+    assert [v.claim for v in verdicts] == [c.id for c in CLAIMS] and {v.status for v in verdicts} == {NOT_RUN}
+    with pytest.raises(ValueError, match="verdict status"):
+        Verdict("C1", "maybe", "")
+    with pytest.raises(ValueError, match="lacks column"):
+        check_translated_crops({"crops_bootstrap": pd.DataFrame({"layer": ["l"]})})
+    assert as_bool(pd.Series(["True", "false", "1"]), "x").tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="must be boolean"):
+        as_bool(pd.Series(["yes"]), "x")

@@ -19,7 +19,7 @@ from semrsm.data.common import collate_samples, make_sample, select_subset
 from semrsm.data.crops import TranslatedCrops, crop_boxes
 from semrsm.data.egoobjects import EgoObjects
 from semrsm.data.imagenet_val import ImageNetVal
-from semrsm.data.photos import BundledPhotos
+from semrsm.data.photos import BundledPhotos, PhotoViews
 from semrsm.data.synthetic import (
     ensure_synthetic,
     synthetic_cityscapes,
@@ -33,6 +33,7 @@ __all__ = [
     "Cityscapes",
     "EgoObjects",
     "ImageNetVal",
+    "PhotoViews",
     "TinyImageNet",
     "TranslatedCrops",
     "collate_samples",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
 from semrsm.data.common import load_rgb, make_sample, require_path, select_subset
@@ -83,17 +83,39 @@ def polygon_label_id(name: str) -> int:
     raise ValueError(f"unknown Cityscapes label {name!r}")
 
 
-def label_ids_in_polygons(path: Path) -> set[int]:
-    """Label ids of the non-deleted objects in a *_gtFine_polygons.json file."""
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels, x1/y1 exclusive
+UNDRAWN = 255  # canvas value where no polygon is drawn (label ids are 0..33)
+
+
+def centre_square(width: int, height: int) -> Box:
+    """The centred square of side min(width, height): what a square-input backbone sees of the frame."""
+    side = min(width, height)
+    x0, y0 = (width - side) // 2, (height - side) // 2
+    return (x0, y0, x0 + side, y0 + side)
+
+
+def label_ids_in_polygons(path: Path, box: Box | None = None) -> set[int]:
+    """Label ids of the non-deleted objects in a *_gtFine_polygons.json file; with ``box``, only those visible
+    in it: the polygons are drawn in file order (later ones occlude earlier ones, as Cityscapes' own
+    json2labelImg does) on a canvas of the box, and the ids left on it are returned."""
     with path.open() as f:
-        objects = json.load(f)["objects"]
-    return {polygon_label_id(obj["label"]) for obj in objects if not obj.get("deleted")}
+        objects = [obj for obj in json.load(f)["objects"] if not obj.get("deleted")]
+    if box is None:
+        return {polygon_label_id(obj["label"]) for obj in objects}
+    canvas = Image.new("L", (box[2] - box[0], box[3] - box[1]), UNDRAWN)
+    draw = ImageDraw.Draw(canvas)
+    for obj in objects:
+        points = [(x - box[0], y - box[1]) for x, y in obj["polygon"]]
+        if len(points) >= 2:
+            draw.polygon(points, fill=polygon_label_id(obj["label"]))
+    return {int(v) for v in np.unique(np.asarray(canvas))} - {UNDRAWN}
 
 
-def label_ids_in_instance_map(path: Path) -> set[int]:
-    """Label ids in a *_instanceIds.png (instances are label_id * 1000 + k, everything else the label id)."""
+def label_ids_in_instance_map(path: Path, box: Box | None = None) -> set[int]:
+    """Label ids in a *_instanceIds.png (instances are label_id * 1000 + k, everything else the label id),
+    within ``box`` when given."""
     with Image.open(path) as image:
-        values = np.unique(np.asarray(image, dtype=np.int64))
+        values = np.unique(np.asarray(image if box is None else image.crop(box), dtype=np.int64))
     return {int(v) // 1000 if v >= 1000 else int(v) for v in values}
 
 
@@ -104,6 +126,11 @@ class Cityscapes(Dataset):
     gtFine polygons JSON (`objects_from="polygons"`, crowd "...group" polygons count for their class) or the
     instanceIds PNG (`objects_from="instance_ids"`). Default categories: the eight evaluated instance classes.
     `classes[id]` is the label name of id 0..33; label is -1.
+
+    `square=True` (default): the image is the frame's centre square (side = frame height, `meta["crop_box"]`)
+    and the objects are those visible in it, so that a backbone's square input and the labels agree (the 2:1
+    frames would otherwise lose half their width to the backbone's centre crop while its objects still count).
+    `square=False`: the whole frame and all its objects, for backbones that take the full frame.
     """
 
     def __init__(
@@ -115,6 +142,7 @@ class Cityscapes(Dataset):
         objects_from: str = "polygons",
         categories: list[str] | None = None,
         name: str = "cityscapes",
+        square: bool = True,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"Cityscapes split must be one of {SPLITS}, got {split!r}")
@@ -126,6 +154,7 @@ class Cityscapes(Dataset):
         self.root = Path(root)
         self.name = name
         self.split = split
+        self.square = square
         self.classes = [label.name for label in sorted(LABELS, key=lambda lb: lb.id) if label.id >= 0]
         wanted = {LABEL_BY_NAME[c].id for c in (categories or INSTANCE_CATEGORIES)}
         key = "dataset.root"
@@ -139,18 +168,26 @@ class Cityscapes(Dataset):
         for path in (images[i] for i in select_subset(len(images), subset, seed)):
             stem = path.name[: -len("_leftImg8bit.png")]
             gt_dir = self.root / "gtFine" / split / path.parent.name
+            box = None
+            if square:
+                with Image.open(path) as frame:
+                    box = centre_square(*frame.size)
             if objects_from == "polygons":
                 gt = require_path(gt_dir / f"{stem}_gtFine_polygons.json", "Cityscapes", SOURCE, key)
-                present = label_ids_in_polygons(gt)
+                present = label_ids_in_polygons(gt, box)
             else:
                 gt = require_path(gt_dir / f"{stem}_gtFine_instanceIds.png", "Cityscapes", SOURCE, key)
-                present = label_ids_in_instance_map(gt)
-            self._entries.append((path, stem, tuple(sorted(present & wanted))))
+                present = label_ids_in_instance_map(gt, box)
+            self._entries.append((path, stem, box, tuple(sorted(present & wanted))))
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path, stem, objects = self._entries[index]
+        path, stem, box, objects = self._entries[index]
         meta = {"city": path.parent.name, "path": str(path.relative_to(self.root))}
-        return make_sample(load_rgb(path), stem, -1, objects, meta)
+        image = load_rgb(path)
+        if box is not None:
+            image = image.crop(box)
+            meta["crop_box"] = list(box)
+        return make_sample(image, stem, -1, objects, meta)

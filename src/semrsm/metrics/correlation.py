@@ -20,12 +20,11 @@ def upper_triangle(matrix: Any, name: str = "matrix") -> np.ndarray:
 
 @dataclass(frozen=True)
 class RSMCorrelation:
-    """Pearson and Spearman correlation (with two-sided p-values) over `n_pairs` matrix entries."""
+    """Pearson and Spearman correlation over `n_pairs` matrix entries. No p-values: the pairs of N images are
+    not independent; intervals come from resampling images (`semrsm.metrics.bootstrap`)."""
 
     pearson: float
-    pearson_pvalue: float
     spearman: float
-    spearman_pvalue: float
     n_pairs: int
 
     def to_dict(self) -> dict[str, float | int]:
@@ -47,14 +46,9 @@ def rsm_correlation(a: Any, b: Any) -> RSMCorrelation:
         if np.ptp(values) == 0:
             raise ValueError(f"{name} is constant over its upper triangle; correlation is undefined")
     pearson = stats.pearsonr(x, y)
-    # Spearman = Pearson of average ranks; its p-value (t-test, n - 2 dof) equals scipy.stats.spearmanr's.
-    spearman = stats.pearsonr(stats.rankdata(x), stats.rankdata(y))
+    spearman = stats.pearsonr(stats.rankdata(x), stats.rankdata(y))  # Spearman = Pearson of average ranks
     return RSMCorrelation(
-        pearson=float(pearson.statistic),
-        pearson_pvalue=float(pearson.pvalue),
-        spearman=float(spearman.statistic),
-        spearman_pvalue=float(spearman.pvalue),
-        n_pairs=int(x.size),
+        pearson=float(pearson.statistic), spearman=float(spearman.statistic), n_pairs=int(x.size)
     )
 
 

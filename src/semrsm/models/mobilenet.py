@@ -53,8 +53,10 @@ def build_mobilenet_v2(
     pretrained: bool | str = False,
     layers: list[str] | None = None,
     tokens: str = "sequence",
+    image_size: int = 224,
 ) -> Backbone:
-    """torchvision MobileNetV2 with its ImageNet head (1000 classes, torchvision's class names)."""
+    """torchvision MobileNetV2 with its ImageNet head (1000 classes, torchvision's class names);
+    ``image_size`` the centre crop (torchvision's 224 by default; resized to image_size * 256 / 224)."""
     model = mobilenet_v2(weights=None)
     if pretrained is True:
         path = offline_weights_path()
@@ -63,9 +65,10 @@ def build_mobilenet_v2(
     elif pretrained:
         load_checkpoint(model, pretrained, name)
     transform = MobileNet_V2_Weights.IMAGENET1K_V1.transforms()
+    crop, resize = transform.crop_size[0], transform.resize_size[0]
     preprocess = Preprocess(
-        image_size=transform.crop_size[0],
-        resize_size=transform.resize_size[0],
+        image_size=image_size,
+        resize_size=round(image_size * resize / crop),
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         interpolation="bilinear",

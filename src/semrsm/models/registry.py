@@ -30,6 +30,7 @@ BUILDERS = {
     "sam_vit_b": ("semrsm.models.sam", "build_sam_vit_b"),
     "clipseg": ("semrsm.models.clipseg", "build_clipseg"),
     "mobilenet_v2": ("semrsm.models.mobilenet", "build_mobilenet_v2"),
+    "efficientnet_lite0": ("semrsm.models.efficientnet", "build_efficientnet_lite0"),
 }
 
 

@@ -10,18 +10,23 @@ Taps (module paths in the timm model, depth order; a stage's output equals its l
   with CLS (and DINOv2's 4 registers with registers=true) dropped; default 4 evenly spaced blocks
   ending with the last (ViT-B: 2, 5, 8, 11; ViT-L: 5, 11, 17, 23; DINOv2-g: 9, 19, 29, 39).
 Preprocessing follows the timm weights' config (mean/std, interpolation, crop_pct), at `img_size`.
+dinov2_giant has no classifier in its weights; `linear_head=<file>` adds DINOv2's published ImageNet linear head
+(dinov2_vitg14_linear_head.pth, or ..._reg4_... with registers), applied as DINOv2's hub classifiers do: to the
+final-normed CLS token concatenated with the mean of the final-normed patch tokens.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import timm
+import torch
 from torch import Tensor, nn
 
 from semrsm.models.backbone import Backbone, Tap, evenly_spaced
 from semrsm.models.preprocess import preprocess_from_crop_pct
-from semrsm.models.weights import hub_file, load_checkpoint
+from semrsm.models.weights import MissingWeightsError, hub_file, load_checkpoint
 
 ARCH_OPTIONS = {
     "resnet": (),
@@ -30,6 +35,9 @@ ARCH_OPTIONS = {
     "vit": ("depth", "embed_dim", "num_heads", "patch_size"),
 }
 TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+DINOV2_HEADS = (
+    "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitg14/"  # + dinov2_vitg14[_reg4]_linear_head.pth
+)
 
 
 @dataclass(frozen=True)
@@ -67,14 +75,16 @@ def build_timm_backbone(
     crop_pct: float | None = None,
     num_classes: int | None = None,
     registers: bool = False,
+    linear_head: str | None = None,
     **arch_options,
 ) -> Backbone:
     """Build timm backbone `name` (a key of TIMM_SPECS).
 
     tag: timm pretrained tag (weights and preprocessing); img_size: input resolution (ViTs are built
     for it, pretrained position embeddings are resampled); crop_pct: image_size / resize_size;
-    num_classes: classifier size (0 = no head); registers: DINOv2 with 4 register tokens; arch_options
-    (not with hub weights): ViT depth / embed_dim / num_heads / patch_size, ConvNeXt depths / dims."""
+    num_classes: classifier size (0 = no head); registers: DINOv2 with 4 register tokens; linear_head
+    (dinov2_giant): a local file of DINOv2's ImageNet linear head; arch_options (not with hub weights): ViT
+    depth / embed_dim / num_heads / patch_size, ConvNeXt depths / dims."""
     spec = TIMM_SPECS[name]
     unknown = sorted(set(arch_options) - set(arch_option_names(name)))
     if unknown:
@@ -86,6 +96,10 @@ def build_timm_backbone(
         )
     if registers and name != "dinov2_giant":
         raise ValueError(f"registers=true only applies to dinov2_giant, not '{name}'")
+    if linear_head is not None and name != "dinov2_giant":
+        raise ValueError(f"linear_head only applies to dinov2_giant, not '{name}'")
+    if linear_head is not None:
+        require_dinov2_head(linear_head, registers)  # fail fast, before a 1.1B-parameter model is built
     architecture = "vit_giant_patch14_reg4_dinov2" if registers else spec.architecture
     model_name = f"{architecture}.{tag or spec.tag}"
     try:
@@ -114,18 +128,57 @@ def build_timm_backbone(
     )
     taps, default_layers = _taps(spec.family, model)
     head = model.num_classes or None
+    run, class_names = (run_timm_classifier if head else run_timm_features), _imagenet_class_names(model)
+    if linear_head is not None:
+        model.dinov2_linear_head = load_dinov2_linear_head(linear_head, model.embed_dim, registers)
+        run, head = run_dinov2_linear, model.dinov2_linear_head.out_features
+        class_names = timm.data.ImageNetInfo("imagenet-1k").label_descriptions()
     return Backbone(
         name,
         model,
         preprocess,
         taps,
         default_layers,
-        run=run_timm_classifier if head else run_timm_features,
+        run=run,
         layers=layers,
         tokens=tokens,
         num_classes=head,
-        class_names=_imagenet_class_names(model),
+        class_names=class_names,
     )
+
+
+def require_dinov2_head(path: str, registers: bool = False) -> str:
+    """The file name DINOv2 publishes its linear head under; MissingWeightsError naming it and where to get it
+    when ``path`` is not a file."""
+    file = f"dinov2_vitg14{'_reg4' if registers else ''}_linear_head.pth"
+    if not Path(path).is_file():
+        raise MissingWeightsError(
+            f"No DINOv2 linear head at {path}: download {DINOV2_HEADS}{file} (the head of DINOv2's hub "
+            "classifier dinov2_vitg14_lc) and set backbone.linear_head to its path"
+        )
+    return file
+
+
+def load_dinov2_linear_head(path: str, embed_dim: int, registers: bool = False) -> nn.Linear:
+    """DINOv2's published ImageNet linear head (1000 classes on [CLS, mean patch token], 2 * embed_dim inputs)
+    from a local file; MissingWeightsError naming the file and where to get it when absent."""
+    file = require_dinov2_head(path, registers)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    head = nn.Linear(2 * embed_dim, 1000)
+    try:
+        head.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{path} is not a DINOv2 linear head for {2 * embed_dim} inputs ({file}): {error}"
+        ) from error
+    return head.eval()
+
+
+def run_dinov2_linear(model: nn.Module, images: Tensor) -> Tensor:
+    """Logits of DINOv2's linear classifier: its head on [normed CLS token, mean of normed patch tokens]."""
+    tokens = model.forward_features(images)
+    patches = tokens[:, model.num_prefix_tokens :].mean(dim=1)
+    return model.dinov2_linear_head(torch.cat([tokens[:, 0], patches], dim=1))
 
 
 def arch_option_names(name: str) -> tuple[str, ...]:

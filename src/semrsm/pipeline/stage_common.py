@@ -1,5 +1,5 @@
 """Helpers the experiment stages share: the configured kernel's RSM of a layer, per-layer progress, figure
-names. (Not a stage itself: it registers nothing.)"""
+names, the seed column and bootstrap tables. (Not a stage itself: it registers nothing.)"""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig
 
+from semrsm.metrics.bootstrap import FULL_SAMPLE, N_RESAMPLES, resample_counts, with_full_sample
 from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.rsm_cache import layer_rsms, spatial_size
 
@@ -35,3 +37,34 @@ def layers_with_sizes(stage: str, features: FeatureSet, layers: Sequence[str]) -
 def figure_name(prefix: str, layer: str) -> str:
     """A file-safe figure name ``<prefix>_<layer>``."""
     return f"{prefix}_{re.sub(r'[^A-Za-z0-9_.-]', '_', layer)}"
+
+
+def seed_key(cfg: DictConfig) -> dict[str, int]:
+    """The ``seed`` column of a results row: the run's seed, which also names the trained model's seed
+    (the trained-backbone configs load the checkpoint of ``seed``), so claims can resample seeds."""
+    return {"seed": int(cfg.seed)}
+
+
+def unit_counts(n: int) -> np.ndarray:
+    """(1 + N_RESAMPLES, n) resampling counts of ``n`` independent units, the full sample first; the same
+    for every stage and seed, so effects over the same units are paired."""
+    return with_full_sample(resample_counts(n, N_RESAMPLES))
+
+
+def bootstrap_table(keys: dict, n_units: int, statistics: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A bootstrap table: ``keys`` repeated, ``n_units``, ``replicate`` (FULL_SAMPLE, then 0 .. B-1) and one
+    column per statistic (values in the order of ``unit_counts``' rows)."""
+    length = len(next(iter(statistics.values())))
+    frame = pd.DataFrame({key: [value] * length for key, value in keys.items()})
+    frame["n_units"] = n_units
+    frame["replicate"] = np.arange(FULL_SAMPLE, length + FULL_SAMPLE)
+    for name, values in statistics.items():
+        frame[name] = values
+    return frame
+
+
+def source_groups(features: FeatureSet) -> np.ndarray | None:
+    """The source-image index of every sample (``meta["group"]``: views or crops of one photo), or None."""
+    if not features.meta or any("group" not in meta for meta in features.meta):
+        return None
+    return np.asarray([meta["group"] for meta in features.meta], dtype=np.int64)

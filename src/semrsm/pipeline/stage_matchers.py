@@ -2,8 +2,11 @@
 
 On the configured dataset x backbone features (each selected layer at its own spatial size, optionally resized
 to more sizes) and optionally on the engine's synthetic post-ReLU maps, a fixed number of sampled pairs per
-size is matched by every matcher; ``semrsm.bench.matcher_table`` times each one in the same process and
-divides its matched score by the optimum of an exact reference matcher -> ``tables/matchers.csv`` and one
+size is matched by every matcher, one pair at a time (``semrsm.bench.matcher_pairs``): the raw matcher, without
+the registry's fallback to the identity, its CPU time, its matched score, the identity's and the optimum of an
+exact reference matcher -> ``tables/matchers_pairs.csv`` (claim C5 resamples these pairs). Per matcher and size:
+median CPU ms, ratio to the optimum (raw, and as used with the fallback), the shift-invariant quality
+(m - m_identity) / (m_opt - m_identity) and the fallback rate -> ``tables/matchers.csv``, and one
 runtime/quality figure per source.
 """
 
@@ -20,12 +23,12 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from semrsm.bench import RESNET_STAGES, matcher_table, smooth_relu_features
+from semrsm.bench import RESNET_STAGES, matcher_pairs, smooth_relu_features
 from semrsm.pipeline.config import integer_option
 from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.rsm_cache import result_keys, select_layers, spatial_size
 from semrsm.pipeline.stages import RunContext, register_stage
-from semrsm.reporting.claims import CONFIRMED, check_matchers
+from semrsm.reporting.claims import check_matchers
 from semrsm.reporting.figures import matcher_tradeoff
 from semrsm.similarity import MATCHERS, get_matcher
 
@@ -107,38 +110,57 @@ def resize_maps(maps: np.ndarray, layout: str, size: int) -> torch.Tensor:
     )
 
 
-def best_of_runs(
-    reps: torch.Tensor, size: int, options: Mapping[str, dict], n_pairs: int, reference: str, repeats: int
-) -> list[dict[str, Any]]:
-    """``matcher_table`` rows of one spatial size with each matcher's best (lowest) time over ``repeats``
-    runs: on a shared machine the minimum is the least disturbed measurement. Quality is the same in every
-    run."""
-    runs = [matcher_table({size: reps}, options, n_pairs, reference) for _ in range(repeats)]
-    return [
-        {**row, "ms_per_pair": min(run[i]["ms_per_pair"] for run in runs)} for i, row in enumerate(runs[0])
-    ]
+def pair_table(
+    reps: torch.Tensor,
+    size: int,
+    options: Mapping[str, dict],
+    n_pairs: int,
+    reference: str,
+    repeats: int,
+    /,
+    **keys: Any,
+) -> pd.DataFrame:
+    """``matcher_pairs`` rows of one spatial size with ``keys``, spatial_size, window (batch_optimal's) and
+    reference."""
+    rows = matcher_pairs(reps, options, n_pairs, reference, repeats)
+    table = pd.DataFrame(rows)
+    table["window"] = [row["options"].get("window") for row in rows]
+    table["options"] = [json.dumps(row["options"], sort_keys=True) for row in rows]
+    for column, value in reversed({**keys, "spatial_size": size, "reference": reference}.items()):
+        table.insert(0, column, value)
+    return table
 
 
-def table_rows(bench_rows: Sequence[Mapping[str, Any]], reference: str, **keys: Any) -> list[dict[str, Any]]:
-    """Contract rows from ``matcher_table`` rows: ``keys``, spatial_size, matcher, ms_per_pair, quality_ratio,
-    exact, speedup over the reference matcher of the same size, and details."""
-    reference_ms = {row["size"]: row["ms_per_pair"] for row in bench_rows if row["matcher"] == reference}
-    return [
-        {
-            **keys,
-            "spatial_size": row["size"],
-            "matcher": row["matcher"],
-            "options": json.dumps(row["options"], sort_keys=True),
-            "exact": get_matcher(row["matcher"]).exact,
-            "ms_per_pair": row["ms_per_pair"],
-            "quality_ratio": row["ratio_mean"],
-            "quality_ratio_min": row["ratio_min"],
-            "reference": reference,
-            "speedup_vs_reference": reference_ms[row["size"]] / row["ms_per_pair"],
-            "bound_ratio": row["bound_ratio"],
-        }
-        for row in bench_rows
-    ]
+def table_rows(pairs: pd.DataFrame, reference: str, **keys: Any) -> list[dict[str, Any]]:
+    """Contract rows from the pair rows of one spatial size: ``keys``, spatial_size, matcher, options, exact,
+    ms_per_pair (median CPU ms of the raw matcher), quality_ratio (mean raw score / optimum) and its min,
+    quality_ratio_used (with the fallback to the identity), quality (mean shift-invariant quality),
+    fallback_rate, speedup over the reference's median time, and bound_ratio (certificate / optimum)."""
+    reference_ms = pairs.loc[pairs["matcher"] == reference, "cpu_ms"].median()
+    rows = []
+    for matcher, group in pairs.groupby("matcher", sort=False):
+        ratio = group["score"] / group["optimum"]
+        used = np.maximum(group["score"], group["identity_score"]) / group["optimum"]
+        ms = float(group["cpu_ms"].median())
+        rows.append(
+            {
+                **keys,
+                "spatial_size": int(group["spatial_size"].iloc[0]),
+                "matcher": matcher,
+                "options": group["options"].iloc[0],
+                "exact": get_matcher(matcher).exact,
+                "ms_per_pair": ms,
+                "quality_ratio": float(ratio.mean()),
+                "quality_ratio_min": float(ratio.min()),
+                "quality_ratio_used": float(used.mean()),
+                "quality": float(group["quality"].mean()),
+                "fallback_rate": float(group["fallback"].mean()),
+                "reference": reference,
+                "speedup_vs_reference": float(reference_ms / ms) if ms > 0 else math.nan,
+                "bound_ratio": float((group["bound"] / group["optimum"]).mean()),
+            }
+        )
+    return rows
 
 
 def feature_rows(
@@ -148,16 +170,16 @@ def feature_rows(
     sizes: Sequence[int],
     n_pairs: int,
     repeats: int,
-) -> list[dict]:
-    """Matcher rows on sampled pairs of the configured features, per selected layer at its own spatial size
-    and resized to ``sizes``."""
+) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Matcher rows and pair tables on sampled pairs of the configured features, per selected layer at its own
+    spatial size and resized to ``sizes``."""
     experiment = cfg.experiment
     features = load_features(cfg, force=ctx.force)
     layers = select_layers(features, experiment.layers)
     indices = sample_indices(len(features), n_pairs, cfg.seed)
     dataset, backbone = (result_keys(cfg)[group] for group in ("dataset", "backbone"))
     keys = {"source": f"features:{dataset}/{backbone}", "dataset": dataset, "backbone": backbone}
-    rows = []
+    rows, pairs = [], []
     for index, layer in enumerate(layers, 1):
         native = spatial_size(features, layer)
         maps = np.asarray(features.layer(layer)[indices], dtype=np.float32)
@@ -165,11 +187,11 @@ def feature_rows(
         for size in [native, *(s for s in sizes if s != native)]:
             log.info("matchers: layer %s (%d/%d) at %d positions", layer, index, len(layers), size)
             reps = torch.from_numpy(maps) if size == native else resize_maps(maps, layout, size)
-            bench = best_of_runs(reps, size, options, n_pairs, experiment.reference, repeats)
-            rows += table_rows(
-                bench, experiment.reference, **keys, layer=layer, native_size=native, n_pairs=n_pairs
-            )
-    return rows
+            layer_keys = {**keys, "layer": layer, "native_size": native, "n_pairs": n_pairs}
+            table = pair_table(reps, size, options, n_pairs, experiment.reference, repeats, **layer_keys)
+            pairs.append(table)
+            rows += table_rows(table, experiment.reference, **layer_keys)
+    return rows, pairs
 
 
 def synthetic_sizes(sizes: Iterable[int] | None) -> list[int]:
@@ -183,16 +205,19 @@ def synthetic_sizes(sizes: Iterable[int] | None) -> list[int]:
 
 def synthetic_rows(
     cfg: DictConfig, options: Mapping[str, dict], sizes: Sequence[int], n_pairs: int, repeats: int
-) -> list[dict]:
-    """Matcher rows on the engine's synthetic post-ReLU maps (ResNet-like channels per size)."""
-    rows = []
+) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Matcher rows and pair tables on the engine's synthetic post-ReLU maps (ResNet-like channels per size)."""
+    rows, pairs = [], []
+    reference = cfg.experiment.reference
     for size in sizes:
         log.info("matchers: synthetic maps at %d positions", size)
         reps = smooth_relu_features(2 * n_pairs, RESNET_STAGES[size], math.isqrt(size), seed=cfg.seed + size)
-        bench = best_of_runs(reps, size, options, n_pairs, cfg.experiment.reference, repeats)
-        keys = {"source": SYNTHETIC, "dataset": None, "backbone": None, "layer": None}
-        rows += table_rows(bench, cfg.experiment.reference, **keys, native_size=size, n_pairs=n_pairs)
-    return rows
+        keys = {"source": SYNTHETIC, "dataset": None, "backbone": None, "layer": None, "native_size": size,
+                "n_pairs": n_pairs}  # fmt: skip
+        table = pair_table(reps, size, options, n_pairs, reference, repeats, **keys)
+        pairs.append(table)
+        rows += table_rows(table, reference, **keys)
+    return rows, pairs
 
 
 def largest_size_summary(table: pd.DataFrame) -> dict[str, float]:
@@ -226,21 +251,28 @@ def matchers(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     repeats = integer_option(experiment.repeats, "experiment.repeats")
     resized = square_sizes(experiment.resize_to, "experiment.resize_to")
     generated = synthetic_sizes(experiment.synthetic_sizes)
-    log.info("matchers: %d matchers, %d pairs per size, best of %d runs", len(options), n_pairs, repeats)
-    rows = feature_rows(cfg, ctx, options, resized, n_pairs, repeats)
-    rows += synthetic_rows(cfg, options, generated, n_pairs, repeats)
-    table = pd.DataFrame(rows)
+    log.info(
+        "matchers: %d matchers, %d pairs per size, best of %d calls per pair", len(options), n_pairs, repeats
+    )
+    rows, pairs = feature_rows(cfg, ctx, options, resized, n_pairs, repeats)
+    more_rows, more_pairs = synthetic_rows(cfg, options, generated, n_pairs, repeats)
+    table = pd.DataFrame(rows + more_rows)
+    pair_rows = pd.concat(pairs + more_pairs, ignore_index=True)
     ctx.logger.log_table("matchers", table)
+    ctx.logger.log_table("matchers_pairs", pair_rows)
     for source, source_rows in table.groupby("source", sort=False):
         kind = source.split(":")[0]
         figure = matcher_tradeoff(
-            source_rows, runtime="ms_per_pair", title=f"{source} ({n_pairs} pairs per size)"
+            source_rows,
+            runtime="ms_per_pair",
+            quality="quality",
+            title=f"{source}: median CPU ms and quality (m - m_id)/(m_opt - m_id), {n_pairs} pairs per size",
         )
         ctx.logger.log_figure(f"matcher_tradeoff_{kind}", figure)
     return {
         "num_matchers": len(options),
         "num_sizes": int(table["spatial_size"].nunique()),
         "pairs_per_size": n_pairs,
-        "c5_confirmed": check_matchers(table).status == CONFIRMED,
+        "c5_status": check_matchers({"matchers_pairs": pair_rows}).status,
         **largest_size_summary(table),
     }

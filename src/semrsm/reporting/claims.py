@@ -1,16 +1,20 @@
-"""Verdicts on the paper's claims (C1-C6 of paper/claims.md) from the stages' result tables.
+"""Verdicts on the paper's claims (C1-C6 of paper/claims.md) from effect sizes with bootstrap intervals.
 
-Each check is a pure function of one pandas DataFrame (the concatenation of every finished run's table of that
-name) and returns a `Verdict`: a status, a one-line summary with the numbers behind it, and an evidence table
-with one row per configuration checked and a boolean `holds` column.
+Every claim is judged per configuration (dataset x backbone x layer x kernel x matcher, or per model for C6,
+per source and spatial size for C5) on an effect with a 95 % percentile interval from a seeded bootstrap over
+the independent units of that experiment (``semrsm.metrics.bootstrap``): queries for retrieval, images for the
+class-probability correlations and the CKA trend, source images for translated crops, pairs for the matchers;
+where a model was trained with several seeds, the seeds are resampled too (the same images in every seed).
+A configuration *supports* the claim when its interval lies on the claim's side, *contradicts* it when the
+interval lies on the other side, and is *inconclusive* otherwise. A claim is
 
-Scheme: the claims are universal ("in every layer", "for every architecture and kernel"), so
-- "confirmed": the rule holds in every configuration checked;
-- "refuted": it fails in at least one (the summary says in how many and lists the failing ones);
-- "not run": no result bears on the claim (no table, or no configuration with both sides to compare).
-Rows that repeat one configuration (e.g. the same point in a run and in a sweep) are averaged first. The
-non-invariant side does not depend on the matcher, so each matcher's invariant rows are compared with the
-non-invariant rows of the same dataset, backbone, layer and kernel (whatever matcher they name).
+- "confirmed" when every configuration it covers supports it,
+- "refuted" when at least one contradicts it (the claims are universal: "every layer", "every kernel"),
+- "inconclusive" otherwise, and "not run" when no result bears on it.
+
+Rules never judge what the method guarantees by construction (an exact matching always scores at least the
+identity) nor a wall-clock race between two exact solvers. Each verdict names the data and models it rests on.
+Rows repeating one configuration and seed (a run and a sweep of the same point) are taken from one run only.
 """
 
 from __future__ import annotations
@@ -21,21 +25,40 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-CONFIRMED, REFUTED, NOT_RUN = "confirmed", "refuted", "not run"
-STATUSES = (CONFIRMED, REFUTED, NOT_RUN)
-LAYER_KEY = ["dataset", "backbone", "layer", "kernel"]
-MAX_LISTED_FAILURES = 6
-C5_MIN_QUALITY = 0.9
+from semrsm.metrics.bootstrap import (
+    N_RESAMPLES,
+    Interval,
+    interval,
+    mean_over_seeds,
+    mean_replicates,
+    resample_counts,
+)
+from semrsm.reporting import provenance
+
+CONFIRMED, REFUTED, INCONCLUSIVE, NOT_RUN = "confirmed", "refuted", "inconclusive", "not run"
+STATUSES = (CONFIRMED, REFUTED, INCONCLUSIVE, NOT_RUN)
+SUPPORTS, CONTRADICTS, UNDECIDED = "supports", "contradicts", "inconclusive"
+LAYER_KEY = ["dataset", "backbone", "layer", "kernel", "matcher"]
+MODEL_KEY = ["dataset", "backbone", "kernel", "matcher"]
+MAX_LISTED = 8
+C5_MIN_QUALITY = 0.9  # "near-optimal": mean shift-invariant quality of at least 0.9
+C5_MIN_PAIRS = 64
+C6_MIN_SIZES = 4
+FULL_SAMPLE = -1  # the ``replicate`` value of a bootstrap table's full-sample row
+C4_EFFECTS = ("pearson_invariant", "pearson_difference", "spearman_invariant", "spearman_difference")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one claim check: status (one of STATUSES), summary with numbers, evidence rows."""
+    """One claim's outcome: status (one of STATUSES), the rule, a summary with the numbers and what they rest
+    on, and the evidence table (one row per configuration: effect, interval, units, outcome)."""
 
     claim: str
     status: str
     summary: str
     evidence: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rule: str = ""
+    basis: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -44,13 +67,13 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the paper, the result table that bears on it and the function that judges it."""
+    """A claim of the paper, the table that carries its evidence and the function that judges it."""
 
     id: str
     experiment: str
     statement: str
     table: str
-    check: Callable[[pd.DataFrame | None], Verdict]
+    check: Callable[[Mapping[str, pd.DataFrame]], Verdict]
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
@@ -70,235 +93,521 @@ def as_bool(values: pd.Series, name: str) -> pd.Series:
     return text.map(mapping).astype(bool)
 
 
-def _empty(table: pd.DataFrame | None) -> bool:
-    return table is None or len(table) == 0
+def outcome(
+    value: Interval, support: Callable[[Interval], bool], contradict: Callable[[Interval], bool]
+) -> str:
+    """SUPPORTS, CONTRADICTS or UNDECIDED for one interval (NaN bounds are undecided)."""
+    if not (np.isfinite(value.low) and np.isfinite(value.high)):
+        return UNDECIDED
+    if support(value):
+        return SUPPORTS
+    return CONTRADICTS if contradict(value) else UNDECIDED
+
+
+def positive(value: Interval) -> bool:
+    return value.low > 0
+
+
+def negative(value: Interval) -> bool:
+    return value.high < 0
+
+
+def combine(outcomes: Sequence[str]) -> str:
+    """A configuration judged on several intervals: contradicts if any does, supports if all do."""
+    if CONTRADICTS in outcomes:
+        return CONTRADICTS
+    return SUPPORTS if all(o == SUPPORTS for o in outcomes) else UNDECIDED
+
+
+def one_run(table: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """Per ``key`` group, only the rows of its first run (by name): a configuration and seed counted once."""
+    table = with_seed(table)
+    if "run" not in table.columns or table.empty:
+        return table
+    first = table.groupby(list(key), dropna=False)["run"].transform("min")
+    return table[table["run"] == first]
+
+
+def with_seed(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``seed`` column (0 where the stage wrote none)."""
+    return table if "seed" in table.columns else table.assign(seed=0)
+
+
+def seeded(estimates: Sequence[float], replicates: Sequence[np.ndarray], n: int) -> Interval:
+    """The effect averaged over seeds, its interval resampling seeds and units (see mean_over_seeds)."""
+    return interval(float(np.mean(estimates)), mean_over_seeds(np.vstack(replicates)), n)
+
+
+def interval_columns(prefix: str, value: Interval) -> dict[str, float]:
+    return {prefix: value.estimate, f"{prefix}_low": value.low, f"{prefix}_high": value.high}
+
+
+def bootstrap_effects(
+    table: pd.DataFrame, key: Sequence[str], statistic: Callable[[pd.DataFrame], np.ndarray]
+) -> list[tuple[dict, Interval, int]]:
+    """Per configuration of a bootstrap table (rows ``replicate`` = FULL_SAMPLE, 0 .. B-1 per seed):
+    (its key values, the interval of ``statistic`` (rows -> values, in row order), number of seeds)."""
+    table = one_run(table, [*key, "seed"])
+    results = []
+    for values, rows in table.groupby(list(key), dropna=False, sort=True):
+        estimates, replicates = [], []
+        for _, seed_rows in rows.groupby("seed", sort=True):
+            seed_rows = seed_rows.sort_values("replicate")
+            stats = statistic(seed_rows)
+            full = seed_rows["replicate"].to_numpy() == FULL_SAMPLE
+            estimates.append(float(stats[full][0]))
+            replicates.append(stats[~full])
+        n = int(rows["n_units"].iloc[0])
+        results.append(
+            (dict(zip(key, values, strict=True)), seeded(estimates, replicates, n), len(estimates))
+        )
+    return results
+
+
+def _fmt(value: float) -> str:
+    return "nan" if pd.isna(value) else f"{value:+.3f}"
+
+
+def _describe(row: pd.Series, columns: Sequence[str], effects: str | Sequence[str]) -> str:
+    label = "/".join(str(row[c]) for c in columns if c in row.index and not pd.isna(row[c]) and row[c] != "")
+    shown = ", ".join(
+        f"{e} {_fmt(row[e])} [{_fmt(row[e + '_low'])}, {_fmt(row[e + '_high'])}]"
+        for e in ([effects] if isinstance(effects, str) else effects)
+    )
+    return f"{label}: {shown}, n={row['n_units']} {row['units']}, {row['seeds']} seed(s) -> {row['outcome']}"
+
+
+def conclude(
+    claim: str,
+    evidence: pd.DataFrame,
+    rule: str,
+    columns: Sequence[str],
+    effect: str | Sequence[str],
+    note: str = "",
+) -> Verdict:
+    """The claim's status from the configurations' outcomes, with the rule, the intervals and the basis."""
+    evidence = provenance.annotate(evidence.reset_index(drop=True))
+    counts = evidence["outcome"].value_counts()
+    support, contradict = int(counts.get(SUPPORTS, 0)), int(counts.get(CONTRADICTS, 0))
+    total = len(evidence)
+    if contradict:
+        status = REFUTED
+    elif support == total:
+        status = CONFIRMED
+    else:
+        status = INCONCLUSIVE
+    shown = pd.concat(
+        [evidence[evidence["outcome"] == CONTRADICTS], evidence[evidence["outcome"] != CONTRADICTS]]
+    )
+    listed = "; ".join(_describe(row, columns, effect) for _, row in shown.head(MAX_LISTED).iterrows())
+    more = f"; and {total - MAX_LISTED} more" if total > MAX_LISTED else ""
+    basis = provenance.describe(evidence)
+    summary = (
+        f"Rule: {rule}. {support} of {total} configuration(s) support, {contradict} contradict, "
+        f"{total - support - contradict} inconclusive (95 % bootstrap intervals). {listed}{more}.{note} "
+        f"Rests on: {basis}."
+    )
+    return Verdict(claim, status, summary, evidence, rule, basis)
 
 
 def _not_run(claim: str, why: str) -> Verdict:
     return Verdict(claim, NOT_RUN, why)
 
 
-def _paired(
-    table: pd.DataFrame, key: list[str], side: pd.Series, metrics: list[str], names: tuple[str, str]
-) -> pd.DataFrame:
-    """Per key and matcher, the mean metrics of the rows where `side` is True next to those where it is False."""
-    on = table[side].groupby([*key, "matcher"], dropna=False, sort=True)[metrics].mean().reset_index()
-    off = table[~side].groupby(key, dropna=False)[metrics].mean().reset_index()
-    return on.merge(off, on=key, suffixes=(f"_{names[0]}", f"_{names[1]}"))
+def _table(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame | None:
+    table = tables.get(name)
+    return None if table is None or len(table) == 0 else table
 
 
-def _label(row: pd.Series, columns: Sequence[str]) -> str:
-    return "/".join(
-        str(row[column]) for column in columns if column in row.index and not pd.isna(row[column])
-    )
+# C1 --------------------------------------------------------------------------------------------------------
 
 
-def _fmt(value: float) -> str:
-    return "nan" if pd.isna(value) else f"{value:.3g}"
-
-
-def _conclude(claim: str, evidence: pd.DataFrame, rule: str, describe: Callable[[pd.Series], str]) -> Verdict:
-    """Confirmed when every evidence row holds, else refuted with the failing rows described."""
-    evidence = evidence.reset_index(drop=True)
-    holding = int(evidence["holds"].sum())
-    total = len(evidence)
-    if holding == total:
-        return Verdict(claim, CONFIRMED, f"{rule}: holds in all {total} configuration(s).", evidence)
-    failures = evidence[~evidence["holds"]]
-    listed = "; ".join(describe(row) for _, row in failures.head(MAX_LISTED_FAILURES).iterrows())
-    more = f"; and {len(failures) - MAX_LISTED_FAILURES} more" if len(failures) > MAX_LISTED_FAILURES else ""
-    summary = f"{rule}: holds in {holding} of {total} configuration(s); fails in: {listed}{more}."
-    return Verdict(claim, REFUTED, summary, evidence)
-
-
-def check_translated_crops(table: pd.DataFrame | None) -> Verdict:
-    """C1: per layer, semantic AUROC (same- vs different-image pairs) and same-image mean above spatio-semantic."""
-    if _empty(table):
-        return _not_run("C1", "no translated_crops results (tables/crops_separation.csv).")
-    require_columns(table, [*LAYER_KEY, "rsm", "matcher", "auroc", "same_mean"], "crops_separation")
-    unknown = sorted(set(table["rsm"]) - {"semantic", "spatio_semantic"})
-    if unknown:
-        raise ValueError(f"crops_separation column 'rsm' has unknown value(s) {unknown}")
-    names = ("semantic", "spatio_semantic")
-    evidence = _paired(table, LAYER_KEY, table["rsm"] == "semantic", ["auroc", "same_mean"], names)
-    if evidence.empty:
-        return _not_run("C1", "no layer has both a semantic and a spatio-semantic row.")
-    evidence["holds"] = (evidence["auroc_semantic"] > evidence["auroc_spatio_semantic"]) & (
-        evidence["same_mean_semantic"] > evidence["same_mean_spatio_semantic"]
-    )
-
-    def describe(row: pd.Series) -> str:
-        return (
-            f"{_label(row, [*LAYER_KEY, 'matcher'])} (AUROC {_fmt(row['auroc_semantic'])} vs "
-            f"{_fmt(row['auroc_spatio_semantic'])}, same-image mean {_fmt(row['same_mean_semantic'])} vs "
-            f"{_fmt(row['same_mean_spatio_semantic'])})"
-        )
-
-    rule = "semantic AUROC and same-image mean > spatio-semantic, per layer"
-    return _conclude("C1", evidence, rule, describe)
-
-
-def _gain_by_kernel(evidence: pd.DataFrame, metric: str) -> str:
-    gains = (evidence[f"{metric}_invariant"] - evidence[f"{metric}_non_invariant"]).groupby(
-        evidence["kernel"]
-    )
-    return ", ".join(f"{kernel} {gain:+.3g}" for kernel, gain in gains.mean().items())
-
-
-def check_retrieval(table: pd.DataFrame | None, claim: str, datasets: Sequence[str]) -> Verdict:
-    """C2/C3: invariant F1@1 above non-invariant F1@1 for every backbone x kernel (x layer x matcher)."""
-    where = f"retrieval on {', '.join(datasets)}"
-    if _empty(table):
-        return _not_run(claim, f"no {where} results (tables/retrieval.csv).")
-    require_columns(table, [*LAYER_KEY, "matcher", "invariant", "f1_at_1"], "retrieval")
-    table = table[table["dataset"].isin(datasets)]
-    if table.empty:
-        return _not_run(claim, f"no {where} results (tables/retrieval.csv).")
-    names = ("invariant", "non_invariant")
-    evidence = _paired(table, LAYER_KEY, as_bool(table["invariant"], "invariant"), ["f1_at_1"], names)
-    if evidence.empty:
-        return _not_run(claim, f"no {where} configuration has both invariant and non-invariant rows.")
-    evidence["gain"] = evidence["f1_at_1_invariant"] - evidence["f1_at_1_non_invariant"]
-    evidence["holds"] = evidence["gain"] > 0
-
-    def describe(row: pd.Series) -> str:
-        return (
-            f"{_label(row, [*LAYER_KEY, 'matcher'])} (F1@1 {_fmt(row['f1_at_1_invariant'])} vs "
-            f"{_fmt(row['f1_at_1_non_invariant'])})"
-        )
-
-    verdict = _conclude(claim, evidence, "invariant F1@1 > non-invariant", describe)
-    summary = f"{verdict.summary} Mean F1@1 gain by kernel: {_gain_by_kernel(evidence, 'f1_at_1')}."
-    return Verdict(claim, verdict.status, summary, verdict.evidence)
-
-
-def check_egoobjects_retrieval(table: pd.DataFrame | None) -> Verdict:
-    """C2 on EgoObjects or its synthetic stand-in (synthetic_scenes)."""
-    return check_retrieval(table, "C2", ("egoobjects", "synthetic_scenes"))
-
-
-def check_cityscapes_retrieval(table: pd.DataFrame | None) -> Verdict:
-    """C3 on Cityscapes or its synthetic stand-in (synthetic_cityscapes)."""
-    return check_retrieval(table, "C3", ("cityscapes", "synthetic_cityscapes"))
-
-
-def check_class_probability(table: pd.DataFrame | None) -> Verdict:
-    """C4: Pearson and Spearman of similarity vs JSD negative, and more negative with invariance."""
-    if _empty(table):
-        return _not_run("C4", "no class_probability results (tables/class_probability.csv).")
-    require_columns(table, [*LAYER_KEY, "matcher", "invariant", "pearson", "spearman"], "class_probability")
-    names = ("invariant", "non_invariant")
-    side = as_bool(table["invariant"], "invariant")
-    evidence = _paired(table, LAYER_KEY, side, ["pearson", "spearman"], names)
-    if evidence.empty:
-        return _not_run("C4", "no configuration has both invariant and non-invariant rows.")
-    for metric in ("pearson", "spearman"):
-        invariant, plain = evidence[f"{metric}_invariant"], evidence[f"{metric}_non_invariant"]
-        evidence[f"{metric}_holds"] = (invariant < 0) & (plain < 0) & (invariant < plain)
-    evidence["holds"] = evidence["pearson_holds"] & evidence["spearman_holds"]
-
-    def describe(row: pd.Series) -> str:
-        return (
-            f"{_label(row, [*LAYER_KEY, 'matcher'])} (Pearson {_fmt(row['pearson_invariant'])} vs "
-            f"{_fmt(row['pearson_non_invariant'])}, Spearman {_fmt(row['spearman_invariant'])} vs "
-            f"{_fmt(row['spearman_non_invariant'])})"
-        )
-
-    rule = "Pearson and Spearman < 0 for both, invariant < non-invariant"
-    return _conclude("C4", evidence, rule, describe)
-
-
-def _matcher_evidence(unit: dict, rows: pd.DataFrame) -> dict | None:
-    """C5's numbers for one source (and layer), or None when it lacks batch_optimal, identity or an exact
-    matcher."""
-    largest = rows[rows["spatial_size"] == rows["spatial_size"].max()]
-    exact = largest[largest["exact"]]
-    batch = largest[largest["matcher"] == "batch_optimal"]
-    if exact.empty or batch.empty or not (rows["matcher"] == "identity").any():
-        return None
-    fastest = exact.loc[exact["ms_per_pair"].idxmin()]
-    identity_lowest = all(
-        (group["matcher"] != "identity").all()
-        or group.loc[group["matcher"] == "identity", "quality_ratio"].max() <= group["quality_ratio"].min()
-        for _, group in rows.groupby("spatial_size")
-    )
-    quality, ms = float(batch["quality_ratio"].iloc[0]), float(batch["ms_per_pair"].iloc[0])
-    return {
-        **unit,
-        "spatial_size": largest["spatial_size"].iloc[0],
-        "batch_optimal_quality": quality,
-        "batch_optimal_ms": ms,
-        "exact_matcher": fastest["matcher"],
-        "exact_ms": float(fastest["ms_per_pair"]),
-        "identity_lowest": identity_lowest,
-        "holds": bool(quality >= C5_MIN_QUALITY and ms < fastest["ms_per_pair"] and identity_lowest),
-    }
-
-
-def check_matchers(table: pd.DataFrame | None) -> Verdict:
-    """C5, per source (e.g. one backbone's features, all its layers): at the source's largest spatial size
-    batch_optimal quality >= 0.9 and faster than the fastest exact matcher; identity has the lowest quality at
-    every size. Small layers, where exact matching is cheap anyway, are not where the claim is made."""
-    if _empty(table):
-        return _not_run("C5", "no matchers results (tables/matchers.csv).")
+def check_translated_crops(tables: Mapping[str, pd.DataFrame]) -> Verdict:
+    """C1, per layer: the AUROC gain (semantic minus spatio-semantic, same- vs different-image pairs) with an
+    interval over source images (and seeds); supports when it is > 0 and the semantic AUROC > 0.5."""
+    table = _table(tables, "crops_bootstrap")
+    if table is None:
+        return _not_run("C1", "no translated_crops results (tables/crops_bootstrap.csv).")
     require_columns(
-        table, ["source", "spatial_size", "matcher", "ms_per_pair", "quality_ratio", "exact"], "matchers"
+        table,
+        [*LAYER_KEY, "replicate", "n_units", "auroc_semantic", "auroc_spatio_semantic"],
+        "crops_bootstrap",
     )
-    unit = ["source"]
-    table = table.assign(exact=as_bool(table["exact"], "exact"))
-    key = [*unit, "spatial_size", "matcher", "exact"]
-    means = table.groupby(key, dropna=False)[["ms_per_pair", "quality_ratio"]].mean().reset_index()
-    rows = [
-        _matcher_evidence(dict(zip(unit, values, strict=True)), group)
-        for values, group in means.groupby(unit, dropna=False, sort=True)
-    ]
-    evidence = pd.DataFrame([row for row in rows if row is not None])
-    if evidence.empty:
-        return _not_run("C5", "no source has batch_optimal, identity and an exact matcher.")
 
-    def describe(row: pd.Series) -> str:
-        return (
-            f"{_label(row, unit)} at S={row['spatial_size']} (batch_optimal quality "
-            f"{_fmt(row['batch_optimal_quality'])}, {_fmt(row['batch_optimal_ms'])} ms vs {row['exact_matcher']} "
-            f"{_fmt(row['exact_ms'])} ms, identity lowest: {row['identity_lowest']})"
+    def gain(rows: pd.DataFrame) -> np.ndarray:
+        return (rows["auroc_semantic"] - rows["auroc_spatio_semantic"]).to_numpy()
+
+    semantic = {
+        tuple(k.values()): v
+        for k, v, _ in bootstrap_effects(table, LAYER_KEY, lambda r: r["auroc_semantic"].to_numpy())
+    }
+    rows = []
+    for keys, value, seeds in bootstrap_effects(table, LAYER_KEY, gain):
+        auroc = semantic[tuple(keys.values())]
+        verdict = combine(
+            [
+                outcome(value, positive, negative),
+                outcome(auroc, lambda v: v.low > 0.5, lambda v: v.high < 0.5),
+            ]
         )
-
-    rule = f"batch_optimal quality >= {C5_MIN_QUALITY} and faster than exact at the largest size, identity lowest"
-    return _conclude("C5", evidence, rule, describe)
-
-
-def check_layers_cka(table: pd.DataFrame | None) -> Verdict:
-    """C6: CKA(semantic, spatio-semantic) rises as spatial size shrinks: Spearman(size, CKA) < 0 per model."""
-    if _empty(table):
-        return _not_run("C6", "no layers_cka results (tables/layers_cka.csv).")
-    group_key = ["dataset", "backbone", "kernel", "matcher"]
-    require_columns(table, [*group_key, "layer", "spatial_size", "cka"], "layers_cka")
-    layers = table.groupby([*group_key, "layer", "spatial_size"], dropna=False)["cka"].mean().reset_index()
-    rows, skipped = [], 0
-    for values, group in layers.groupby(group_key, dropna=False, sort=True):
-        group = group.sort_values("spatial_size", ascending=False)
-        if group["spatial_size"].nunique() < 2:
-            skipped += 1
-            continue
-        rho = float(group["spatial_size"].rank().corr(group["cka"].rank()))  # Spearman: Pearson of ranks
         rows.append(
             {
-                **dict(zip(group_key, values, strict=True)),
-                "spatial_sizes": ", ".join(str(size) for size in group["spatial_size"]),
-                "cka_by_size": ", ".join(_fmt(cka) for cka in group["cka"]),
-                "spearman": rho,
-                "holds": bool(np.isfinite(rho) and rho < 0),
+                **keys,
+                **interval_columns("auroc_gain", value),
+                **interval_columns("auroc_semantic", auroc),
+                "n_units": value.n,
+                "units": "source images",
+                "seeds": seeds,
+                "outcome": verdict,
             }
         )
-    note = f" ({skipped} model(s) with a single spatial size skipped)" if skipped else ""
+    rule = (
+        "per layer, AUROC(semantic) - AUROC(spatio-semantic) > 0 and AUROC(semantic) > 0.5 (interval over "
+        "source images and seeds)"
+    )
+    return conclude("C1", pd.DataFrame(rows), rule, LAYER_KEY, ("auroc_gain", "auroc_semantic"))
+
+
+# C2, C3 ----------------------------------------------------------------------------------------------------
+
+
+def query_table(tables: Mapping[str, pd.DataFrame], datasets: Sequence[str]) -> pd.DataFrame | None:
+    """The per-query retrieval rows of ``datasets`` (one run per configuration and seed), or None."""
+    table = _table(tables, "retrieval_queries")
+    if table is None:
+        return None
+    require_columns(table, [*LAYER_KEY, "query", "f1_invariant", "f1_non_invariant"], "retrieval_queries")
+    table = one_run(table[table["dataset"].isin(datasets)], [*LAYER_KEY, "seed"])
+    return None if table.empty else table.assign(gain=table["f1_invariant"] - table["f1_non_invariant"])
+
+
+def per_query_effect(rows: pd.DataFrame, column: str) -> tuple[Interval, int]:
+    """Mean of per-query ``column`` with its interval over queries (and seeds: the same queries each)."""
+    estimates, replicates, n = [], [], 0
+    for _, seed_rows in rows.groupby("seed", sort=True):
+        values = seed_rows.sort_values("query")[column].to_numpy()
+        n = len(values)
+        estimates.append(float(values.mean()))
+        replicates.append(mean_replicates(values, resample_counts(n, N_RESAMPLES)))
+    return seeded(estimates, replicates, n), len(estimates)
+
+
+def retrieval_evidence(table: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: F1@1 gain (invariant minus not) with its interval over queries (and seeds)."""
+    rows = []
+    for values, group in table.groupby(LAYER_KEY, dropna=False, sort=True):
+        value, seeds = per_query_effect(group, "gain")
+        rows.append(
+            {
+                **dict(zip(LAYER_KEY, values, strict=True)),
+                "f1_invariant": float(group["f1_invariant"].mean()),
+                "f1_non_invariant": float(group["f1_non_invariant"].mean()),
+                **interval_columns("f1_gain", value),
+                "n_units": value.n,
+                "units": "queries",
+                "seeds": seeds,
+                "outcome": outcome(value, positive, negative),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def check_retrieval(tables: Mapping[str, pd.DataFrame], claim: str, datasets: Sequence[str]) -> Verdict:
+    """C2/C3 first part: the F1@1 gain of invariance > 0 for every backbone x kernel (x layer x matcher)."""
+    table = query_table(tables, datasets)
+    if table is None:
+        return _not_run(
+            claim, f"no retrieval results on {', '.join(datasets)} (tables/retrieval_queries.csv)."
+        )
+    rule = "F1@1(invariant) - F1@1(non-invariant) > 0 per backbone and kernel (paired bootstrap over queries)"
+    return conclude(claim, retrieval_evidence(table), rule, LAYER_KEY, "f1_gain")
+
+
+def check_egoobjects_retrieval(tables: Mapping[str, pd.DataFrame]) -> Verdict:
+    """C2 on EgoObjects or its synthetic stand-in (synthetic_scenes)."""
+    return check_retrieval(tables, "C2", ("egoobjects", "synthetic_scenes"))
+
+
+def kernel_gain_evidence(table: pd.DataFrame, reference: str = "linear") -> pd.DataFrame:
+    """Per dataset/backbone/layer/matcher and kernel k in (cosine, rbf): gain(k) - gain(linear) per query, with
+    its paired interval over queries (and seeds)."""
+    key = ["dataset", "backbone", "layer", "matcher"]
+    rows = []
+    for values, group in table.groupby(key, dropna=False, sort=True):
+        wide = group.pivot_table(index=["seed", "query"], columns="kernel", values="gain", aggfunc="first")
+        if reference not in wide.columns:
+            continue
+        for kernel in ("cosine", "rbf"):
+            if kernel not in wide.columns:
+                continue
+            diff = (wide[kernel] - wide[reference]).dropna().rename("diff").reset_index()
+            value, seeds = per_query_effect(diff, "diff")
+            rows.append(
+                {
+                    **dict(zip(key, values, strict=True)),
+                    "kernel": f"{kernel} vs {reference}",
+                    **interval_columns("gain_difference", value),
+                    "n_units": value.n,
+                    "units": "queries",
+                    "seeds": seeds,
+                    "outcome": outcome(value, positive, negative),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def check_cityscapes_retrieval(tables: Mapping[str, pd.DataFrame]) -> Verdict:
+    """C3 on Cityscapes or its synthetic stand-in: invariance raises F1@1 (every configuration) and raises it
+    most for cosine and RBF (gain of cosine and of rbf above the gain of linear)."""
+    datasets = ("cityscapes", "synthetic_cityscapes")
+    gains = check_retrieval(tables, "C3", datasets)
+    if gains.status == NOT_RUN:
+        return gains
+    by_kernel = kernel_gain_evidence(query_table(tables, datasets))
+    if by_kernel.empty:
+        note = " 'Most for cosine and RBF' not judged: no configuration ran linear and cosine or rbf."
+        return Verdict(
+            "C3",
+            INCONCLUSIVE if gains.status == CONFIRMED else gains.status,
+            gains.summary + note,
+            gains.evidence,
+            gains.rule,
+            gains.basis,
+        )
+    rule = "gain(cosine) - gain(linear) > 0 and gain(rbf) - gain(linear) > 0 (paired over queries)"
+    most = conclude(
+        "C3", by_kernel, rule, ["dataset", "backbone", "layer", "matcher", "kernel"], "gain_difference"
+    )
+    statuses = {gains.status, most.status}
+    status = REFUTED if REFUTED in statuses else CONFIRMED if statuses == {CONFIRMED} else INCONCLUSIVE
+    evidence = pd.concat(
+        [gains.evidence.assign(part="gain"), most.evidence.assign(part="most for cosine/rbf")]
+    )
+    summary = f"(a) raises F1@1 -> {gains.status}: {gains.summary} (b) most for cosine and RBF -> {most.status}: {most.summary}"
+    return Verdict("C3", status, summary, evidence, f"(a) {gains.rule}; (b) {rule}", gains.basis)
+
+
+# C4 --------------------------------------------------------------------------------------------------------
+
+
+def check_class_probability(tables: Mapping[str, pd.DataFrame]) -> Verdict:
+    """C4 per configuration (all pairs): Pearson and Spearman of similarity vs JSD negative with invariance, and
+    more negative than without (differences with intervals over images, and seeds). Same-source and
+    different-source pairs of views (where the dataset has them) are shown, not judged."""
+    table = _table(tables, "class_probability_bootstrap")
+    if table is None:
+        return _not_run("C4", "no class_probability results (tables/class_probability_bootstrap.csv).")
+    methods = ("pearson", "spearman")
+    columns = [f"{m}_{side}" for m in methods for side in ("invariant", "non_invariant")]
+    require_columns(
+        table, [*LAYER_KEY, "pairs", "replicate", "n_units", *columns], "class_probability_bootstrap"
+    )
+    key = [*LAYER_KEY, "pairs"]
+    effects: dict[str, dict] = {}
+    for method in methods:
+
+        def diff(rows: pd.DataFrame, m: str = method) -> np.ndarray:
+            return (rows[f"{m}_invariant"] - rows[f"{m}_non_invariant"]).to_numpy()
+
+        effects[f"{method}_difference"] = {
+            tuple(k.values()): (v, s) for k, v, s in bootstrap_effects(table, key, diff)
+        }
+        for side in ("invariant", "non_invariant"):
+            name = f"{method}_{side}"
+            found = bootstrap_effects(table, key, lambda rows, c=name: rows[c].to_numpy())
+            effects[name] = {tuple(k.values()): (v, s) for k, v, s in found}
+    rows = []
+    for values in sorted(effects["pearson_difference"], key=str):
+        row = dict(zip(key, values, strict=True))
+        outcomes = []
+        for method in methods:
+            difference, seeds = effects[f"{method}_difference"][values]
+            correlation = effects[f"{method}_invariant"][values][0]
+            row |= interval_columns(f"{method}_difference", difference)
+            row |= interval_columns(f"{method}_invariant", correlation)
+            row[f"{method}_non_invariant"] = effects[f"{method}_non_invariant"][values][0].estimate
+            outcomes += [outcome(correlation, negative, positive), outcome(difference, negative, positive)]
+        row |= {"n_units": difference.n, "units": "images", "seeds": seeds, "outcome": combine(outcomes)}
+        rows.append(row)
+    evidence = pd.DataFrame(rows)
+    judged = evidence[evidence["pairs"] == "all"].drop(columns="pairs")
+    shown = evidence[evidence["pairs"] != "all"]
+    note = ""
+    if not shown.empty:
+        parts = [
+            _describe(row, [*LAYER_KEY, "pairs"], C4_EFFECTS) for _, row in shown.head(MAX_LISTED).iterrows()
+        ]
+        note = " Not judged, shown: " + "; ".join(parts) + "."
+    rule = (
+        "with invariance, Pearson and Spearman(similarity, JSD) < 0, and invariant - non-invariant < 0 for both "
+        "(image-level bootstrap over all pairs)"
+    )
+    verdict = conclude("C4", judged, rule, LAYER_KEY, C4_EFFECTS, note)
+    evidence = pd.concat(
+        [verdict.evidence.assign(pairs="all"), provenance.annotate(shown)], ignore_index=True
+    )
+    return Verdict("C4", verdict.status, verdict.summary, evidence, verdict.rule, verdict.basis)
+
+
+# C5 --------------------------------------------------------------------------------------------------------
+
+
+def check_matchers(tables: Mapping[str, pd.DataFrame]) -> Verdict:
+    """C5 per source and spatial size S > window (where batch_optimal is not exact): the raw batch_optimal
+    matching's shift-invariant quality (m - m_identity) / (m_opt - m_identity) >= 0.9 and its median CPU time
+    per pair below the exact reference's, both with intervals over pairs."""
+    table = _table(tables, "matchers_pairs")
+    if table is None:
+        return _not_run("C5", "no matchers results (tables/matchers_pairs.csv).")
+    require_columns(
+        table,
+        [
+            "source",
+            "spatial_size",
+            "matcher",
+            "window",
+            "pair",
+            "cpu_ms",
+            "score",
+            "identity_score",
+            "optimum",
+            "reference",
+            "fallback",
+        ],
+        "matchers_pairs",
+    )
+    table = table.assign(layer=table["layer"].fillna("")) if "layer" in table else table.assign(layer="")
+    key = ["source", "layer", "spatial_size"]
+    table = one_run(table, [*key, "matcher"])
+    rows, skipped = [], 0
+    for values, group in table.groupby(key, sort=True):
+        batch = group[group["matcher"] == "batch_optimal"].sort_values("pair")
+        exact = group[group["matcher"] == group["reference"]].sort_values("pair")
+        if batch.empty or exact.empty:
+            continue
+        size, window = int(values[2]), int(batch["window"].iloc[0])
+        if size <= window or len(batch) < C5_MIN_PAIRS:
+            skipped += 1  # one window holds every position (batch_optimal is exact there), or too few pairs
+            continue
+        gap = (batch["optimum"] - batch["identity_score"]).to_numpy()
+        defined = gap > 0
+        quality = (batch["score"].to_numpy()[defined] - batch["identity_score"].to_numpy()[defined]) / gap[
+            defined
+        ]
+        counts = resample_counts(len(quality), N_RESAMPLES)
+        q = interval(float(quality.mean()), mean_replicates(quality, counts), len(quality))
+        ratio = speed_ratio(exact["cpu_ms"].to_numpy(), batch["cpu_ms"].to_numpy())
+        verdict = combine(
+            [
+                outcome(q, lambda v: v.low >= C5_MIN_QUALITY, lambda v: v.high < C5_MIN_QUALITY),
+                outcome(ratio, lambda v: v.low > 1, lambda v: v.high < 1),
+            ]
+        )
+        dataset = group["dataset"].iloc[0] if "dataset" in group else None
+        backbone = group["backbone"].iloc[0] if "backbone" in group else None
+        rows.append(
+            {
+                "source": values[0],
+                "layer": values[1],
+                "dataset": dataset,
+                "backbone": backbone,
+                "spatial_size": size,
+                "window": window,
+                **interval_columns("quality", q),
+                **interval_columns("speed_ratio", ratio),
+                "batch_optimal_median_ms": float(np.median(batch["cpu_ms"])),
+                "exact_median_ms": float(np.median(exact["cpu_ms"])),
+                "reference": exact["reference"].iloc[0],
+                "fallback_pairs": int(as_bool(batch["fallback"], "fallback").sum()),
+                "undefined_pairs": int((~defined).sum()),
+                "n_units": int(len(batch)),
+                "units": "pairs",
+                "seeds": 1,
+                "outcome": verdict,
+            }
+        )
+    note = (
+        f" {skipped} source size(s) with S <= window not judged (batch_optimal is exact there)."
+        if skipped
+        else ""
+    )
     if not rows:
-        return _not_run("C6", f"no model has layers of two or more spatial sizes{note}.")
+        return _not_run(
+            "C5", "no source has batch_optimal and the exact reference at a size above the window." + note
+        )
+    rule = (
+        f"where S > window: mean quality (m - m_identity)/(m_opt - m_identity) of raw batch_optimal >= "
+        f"{C5_MIN_QUALITY} and median CPU time exact / batch_optimal > 1 (intervals over pairs)"
+    )
+    effects = ("quality", "speed_ratio")
+    return conclude("C5", pd.DataFrame(rows), rule, ["source", "layer", "spatial_size"], effects, note)
 
-    def describe(row: pd.Series) -> str:
-        return f"{_label(row, group_key)} (Spearman {_fmt(row['spearman'])}, CKA {row['cka_by_size']})"
 
-    verdict = _conclude("C6", pd.DataFrame(rows), "Spearman(spatial size, CKA) < 0", describe)
-    return Verdict("C6", verdict.status, verdict.summary + note, verdict.evidence)
+def speed_ratio(exact_ms: np.ndarray, approximate_ms: np.ndarray) -> Interval:
+    """Median exact time over median approximate time, with an interval resampling the (paired) pairs."""
+    n = len(exact_ms)
+    counts = resample_counts(n, N_RESAMPLES)
+    replicates = np.array(
+        [np.median(np.repeat(exact_ms, c)) / np.median(np.repeat(approximate_ms, c)) for c in counts]
+    )
+    return interval(float(np.median(exact_ms) / np.median(approximate_ms)), replicates, n)
+
+
+# C6 --------------------------------------------------------------------------------------------------------
+
+
+def size_slopes(rows: pd.DataFrame) -> np.ndarray:
+    """Per replicate (FULL_SAMPLE first), the least-squares slope of CKA against log2(spatial size), layers of
+    one size averaged first."""
+    means = rows.groupby(["replicate", "spatial_size"])["cka"].mean().unstack("spatial_size")
+    x = np.log2(means.columns.to_numpy(dtype=np.float64))
+    x = x - x.mean()
+    return means.to_numpy() @ x / (x @ x)
+
+
+def check_layers_cka(tables: Mapping[str, pd.DataFrame]) -> Verdict:
+    """C6 per model: CKA(semantic, spatio-semantic) rises as the spatial size shrinks: the slope of CKA
+    against log2(S) over >= 4 sizes is < 0, with an interval from half-samples of the images (centred on the
+    estimate), and seeds."""
+    table = _table(tables, "layers_cka_bootstrap")
+    if table is None:
+        return _not_run("C6", "no layers_cka results (tables/layers_cka_bootstrap.csv).")
+    require_columns(
+        table, [*MODEL_KEY, "layer", "spatial_size", "replicate", "n_units", "cka"], "layers_cka_bootstrap"
+    )
+    table = one_run(table, [*MODEL_KEY, "seed"])
+    rows, skipped = [], []
+    for values, group in table.groupby(MODEL_KEY, dropna=False, sort=True):
+        sizes = sorted(group["spatial_size"].unique(), reverse=True)
+        if len(sizes) < C6_MIN_SIZES:
+            skipped.append(f"{values[1]} ({len(sizes)} size(s))")
+            continue
+        estimates, replicates = [], []
+        for _, seed_rows in group.groupby("seed", sort=True):
+            slopes = size_slopes(seed_rows)
+            estimates.append(float(slopes[0]))
+            # half-sample replicates: their spread is the estimate's, but a CKA of n/2 images carries an
+            # n-dependent bias, so they are centred on the full-sample estimate
+            replicates.append(slopes[1:] - np.nanmean(slopes[1:]) + slopes[0])
+        value = seeded(estimates, replicates, int(group["n_units"].iloc[0]))
+        full = group[group["replicate"] == FULL_SAMPLE].groupby("spatial_size")["cka"].mean()
+        rows.append(
+            {
+                **dict(zip(MODEL_KEY, values, strict=True)),
+                "spatial_sizes": ", ".join(str(int(s)) for s in sizes),
+                "cka_by_size": ", ".join(f"{full[s]:.3f}" for s in sizes),
+                **interval_columns("slope", value),
+                "n_units": value.n,
+                "units": "images",
+                "seeds": len(estimates),
+                "outcome": outcome(value, negative, positive),
+            }
+        )
+    note = f" Not judged (< {C6_MIN_SIZES} spatial sizes): {', '.join(skipped)}." if skipped else ""
+    if not rows:
+        return _not_run("C6", f"no model has layers of {C6_MIN_SIZES} or more spatial sizes.{note}")
+    rule = f"slope of CKA against log2(spatial size) < 0 over >= {C6_MIN_SIZES} sizes per model (interval over images and seeds)"
+    return conclude("C6", pd.DataFrame(rows), rule, MODEL_KEY, "slope", note)
 
 
 CLAIMS = (
@@ -352,5 +661,5 @@ CLAIMS = (
 
 
 def judge_claims(tables: Mapping[str, pd.DataFrame]) -> list[Verdict]:
-    """A verdict for every claim of CLAIMS from `tables` (table name -> all runs' rows); missing = not run."""
-    return [claim.check(tables.get(claim.table)) for claim in CLAIMS]
+    """A verdict for every claim of CLAIMS from ``tables`` (table name -> all runs' rows); missing = not run."""
+    return [claim.check(tables) for claim in CLAIMS]

@@ -26,10 +26,12 @@ from semrsm.storage import atomic_write_text
 TITLE = "Semantic RSM reproduction report"
 STAGE_ORDER = ("train", "translated_crops", "retrieval", "class_probability", "matchers", "layers_cka")
 SCHEME = (
-    "Verdicts: <b>confirmed</b> = the claim's rule holds in every configuration the results cover; "
-    "<b>refuted</b> = it fails in at least one (the failing configurations are listed and highlighted); "
-    "<b>not run</b> = no finished result bears on it. The paper's claims are universal ('every layer', "
-    "'every architecture and kernel'), hence one failing configuration refutes."
+    "Verdicts: each configuration's effect (e.g. F1@1 gain, AUROC gain, correlation difference) has a 95 % "
+    "bootstrap interval over its independent units (queries, images, source images, pairs; training seeds "
+    "resampled too where models were trained). <b>confirmed</b> = every configuration's interval supports the "
+    "claim; <b>refuted</b> = at least one interval contradicts it (highlighted in the evidence); "
+    "<b>inconclusive</b> = neither; <b>not run</b> = no finished result bears on it. Each verdict names the "
+    "data and models it rests on (synthetic stand-in or real)."
 )
 
 
@@ -242,6 +244,20 @@ def render_report(inputs: ReportInputs) -> str:
     return page(TITLE, f"{inputs.outputs.resolve()} · generated {generated}", nav, sections)
 
 
+def verdict_tables(verdicts: list[Verdict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per claim: claim, status, rule, basis, summary; every claim's evidence rows with a claim
+    column: the configurations, their effects, intervals, units and data/model)."""
+    table = pd.DataFrame(
+        [
+            {"claim": v.claim, "status": v.status, "rule": v.rule, "basis": v.basis, "summary": v.summary}
+            for v in verdicts
+        ]
+    )
+    parts = [v.evidence.assign(claim=v.claim) for v in verdicts if not v.evidence.empty]
+    evidence = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["claim"])
+    return table, evidence[["claim", *evidence.columns.drop("claim")]]
+
+
 def default_out(outputs: str | os.PathLike) -> Path:
     """Where the report goes by default: <outputs>/report/index.html."""
     return Path(outputs) / "report" / "index.html"
@@ -260,9 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     inputs = collect(args.outputs)
     path = atomic_write_text(args.out or default_out(args.outputs), render_report(inputs))
+    table, evidence = verdict_tables(inputs.verdicts)
+    atomic_write_text(path.parent / "verdicts.csv", table.to_csv(index=False))
+    atomic_write_text(path.parent / "claim_evidence.csv", evidence.to_csv(index=False))
     for claim, verdict in zip(CLAIMS, inputs.verdicts, strict=True):
-        print(f"{claim.id} {verdict.status:>9}: {verdict.summary}")
-    print(f"report: {path}")
+        print(f"{claim.id} {verdict.status:>12}: {verdict.summary}")
+    print(
+        f"report: {path}; verdicts: {path.parent / 'verdicts.csv'}, evidence: {path.parent / 'claim_evidence.csv'}"
+    )
     return 0
 
 

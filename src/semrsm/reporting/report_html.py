@@ -47,10 +47,12 @@ p.note, .muted { color: var(--muted); }
 .badge.confirmed { background: #e3f9e5; color: #18794e; }
 .badge.refuted { background: #ffe3e3; color: #b42318; }
 .badge.not-run { background: #e4e7eb; color: #52606d; }
+.badge.inconclusive { background: #fff3c4; color: #8d6708; }
 .badge.failed { background: #ffe3e3; color: #b42318; }
 .claim { border-left: 4px solid var(--line); padding: 6px 12px; margin: 10px 0; }
 .claim.confirmed { border-color: #3ebd93; }
 .claim.refuted { border-color: #ef4e4e; }
+.claim.inconclusive { border-color: #f7c948; }
 .claim .statement { font-style: italic; color: var(--muted); }
 .table-wrap { max-height: 460px; max-width: 100%; width: fit-content; overflow: auto;
   border: 1px solid var(--line); border-radius: 6px; }
@@ -145,7 +147,7 @@ def html_table(table: pd.DataFrame, caption: str = "", max_rows: int = MAX_TABLE
     """`table` as a sortable (click a header) HTML table, filterable when longer than FILTER_MIN_ROWS rows.
 
     At most `max_rows` rows are shown. Numeric cells carry their exact value in `data-v` for sorting; rows of a
-    `holds` column that is false get class "fail".
+    `holds` column that is false, or an `outcome` column that says "contradicts", get class "fail".
     """
     table_id = f"t{next(_ids)}"
     shown = table.head(max_rows)
@@ -153,7 +155,7 @@ def html_table(table: pd.DataFrame, caption: str = "", max_rows: int = MAX_TABLE
     rows = []
     for record in shown.astype(object).itertuples(index=False):
         values = dict(zip(shown.columns, record, strict=True))
-        failed = "holds" in values and not values["holds"]
+        failed = ("holds" in values and not values["holds"]) or values.get("outcome") == "contradicts"
         cells = "".join(_cell(column, value) for column, value in values.items())
         rows.append(f"<tr{FAIL_ROW if failed else ''}>{cells}</tr>")
     cut = f" (first {max_rows} of {len(table)} rows; see the CSV for all)" if len(table) > max_rows else ""

@@ -125,8 +125,10 @@ def synthetic_cityscapes(
     max_objects: int = 6,
     objects_from: str = "polygons",
     name: str = "synthetic_cityscapes",
+    square: bool = True,
 ) -> Cityscapes:
-    """Synthetic street scenes in Cityscapes format (val split), loaded by Cityscapes."""
+    """Synthetic street scenes in Cityscapes format (val split), loaded by Cityscapes (``square``: its centre
+    square and the objects visible there)."""
     path = ensure_synthetic(
         root,
         "cityscapes",
@@ -137,4 +139,6 @@ def synthetic_cityscapes(
         min_objects=min_objects,
         max_objects=max_objects,
     )
-    return Cityscapes(path, split="val", subset=subset, seed=seed, objects_from=objects_from, name=name)
+    return Cityscapes(
+        path, split="val", subset=subset, seed=seed, objects_from=objects_from, name=name, square=square
+    )
