@@ -25,10 +25,11 @@ COMMAND = [
     "dataset=synthetic",
     "dataset.num_classes=4",
     "dataset.train_per_class=1",
-    "dataset.val_per_class=15",  # N = 60 images at 224 px: 15 shards of 4 to kill extraction between
+    "dataset.val_per_class=25",  # N = 100 images: 25 shards of 4 to kill extraction between
     "backbone=resnet18",
     "backbone.pretrained=false",
-    "backbone.layers=[layer3,layer4]",  # S = 196 and 49 at 224 px
+    "backbone.img_size=112",
+    "backbone.layers=[layer3,layer4]",  # S = 49 and 16 at 112 px
     "features.batch_size=4",
     "features.shard_size=4",
     "features.progress_bar=false",
@@ -140,7 +141,7 @@ def test_kill_during_extraction_then_resume_gives_the_clean_features(clean, root
     done = _run(root, "extract")
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((_results(root, "extract") / "metrics.json").read_text())
-    assert 0 < metrics["computed_samples"] < metrics["num_samples"] == 60  # resumed: finished shards kept
+    assert 0 < metrics["computed_samples"] < metrics["num_samples"] == 100  # resumed: finished shards kept
     for name, array in _features(clean).items():
         np.testing.assert_array_equal(_features(root)[name], array)
 

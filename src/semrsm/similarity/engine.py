@@ -84,7 +84,8 @@ def plan_tiles(
 
     ``tile_size`` samples per side; by default about N / 8 (diagonal tiles compute their lower half in vain),
     at most what fits 128 MiB at ``bytes_per_pair`` (S * S * itemsize for semantic matching), a multiple of
-    ``align``. A launcher may spread the tiles over machines; the results do not depend on the plan.
+    ``align``. A launcher may spread the tiles over machines; the results do not depend on the plan, but a
+    tile smaller than the aligned block (``block_side``) recomputes the block's whole product.
     """
     size = tile_side(n_samples, bytes_per_pair, tile_size, align)
     starts = range(0, n_samples, size)
