@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from semrsm.models.backbone import Backbone, Tap
-from semrsm.models.mobilenet import run_classifier
+from semrsm.models.mobilenet import imagenet_classifier
 from semrsm.models.preprocess import Preprocess
 from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint
 
@@ -93,22 +93,4 @@ def build_efficientnet_lite0(
         interpolation="bilinear",
     )
     taps = {f"blocks.{i}": Tap(f"blocks.{i}", "NCHW") for i in range(len(model.blocks))}
-    return Backbone(
-        name,
-        model.eval(),
-        preprocess,
-        taps,
-        DEFAULT_LAYERS,
-        run=run_classifier,
-        layers=layers,
-        tokens=tokens,
-        num_classes=1000,
-        class_names=imagenet_class_names(),
-    )
-
-
-def imagenet_class_names() -> list[str]:
-    """The ImageNet-1k class names in index order (torchvision's list)."""
-    from torchvision.models import MobileNet_V2_Weights
-
-    return list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+    return imagenet_classifier(name, model, preprocess, taps, DEFAULT_LAYERS, layers, tokens)

@@ -74,12 +74,25 @@ def build_mobilenet_v2(
         interpolation="bilinear",
     )
     taps = {f"features.{i}": Tap(f"features.{i}", "NCHW") for i in range(len(model.features))}
+    return imagenet_classifier(name, model, preprocess, taps, DEFAULT_LAYERS, layers, tokens)
+
+
+def imagenet_classifier(
+    name: str,
+    model: nn.Module,
+    preprocess: Preprocess,
+    taps: dict[str, Tap],
+    default_layers: list[str],
+    layers: list[str] | None,
+    tokens: str,
+) -> Backbone:
+    """An ImageNet classifier (1000 classes, torchvision's class names) as a Backbone with its layer taps."""
     return Backbone(
         name,
         model.eval(),
         preprocess,
         taps,
-        DEFAULT_LAYERS,
+        default_layers,
         run=run_classifier,
         layers=layers,
         tokens=tokens,
