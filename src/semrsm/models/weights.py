@@ -6,6 +6,7 @@ backbone, the hub id, the cache path expected, and how to pass a local file inst
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Mapping, Sequence
@@ -134,3 +135,13 @@ def _find_prefix(expected: list[str], state: Mapping[str, Tensor]) -> str | None
         if (prefix == "" or prefix.endswith(".")) and all(prefix + key in state for key in expected):
             return prefix
     return None
+
+
+def packaged_file(package: str, subdir: str, file: str) -> tuple[Path | None, str]:
+    """(path, where) of ``file`` under ``subdir`` of the installed Python ``package``: the path when it exists
+    (else None) and where it was expected, for the message of a MissingWeightsError."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None, f"<site-packages>/{package}/{subdir}/{file}"
+    path = Path(next(iter(spec.submodule_search_locations))) / subdir / file
+    return (path if path.is_file() else None), str(path)
