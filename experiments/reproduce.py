@@ -19,11 +19,8 @@ stopped. At the end: where every table and figure is, the suite's tables concate
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
-import subprocess
-import sys
 import time
 import traceback
 import warnings
@@ -38,9 +35,9 @@ from suite import CONF_DIR, Run, Suite, load_suite
 
 from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.stages import completed_summary, run_stage, stage_fingerprint, validate_config
+from semrsm.reporting import report
 from semrsm.reporting.aggregate import write_table
 
-REPORT_MODULE = "semrsm.reporting.report"
 EXIT_MISSING_ASSETS = 2
 
 
@@ -127,12 +124,8 @@ def summarize(suite: Suite) -> Path:
 
 
 def build_report(output_dir: Path) -> int:
-    """Build the HTML report of ``output_dir`` with python -m semrsm.reporting.report, if that module exists."""
-    if importlib.util.find_spec(REPORT_MODULE) is None:
-        _say(f"(no {REPORT_MODULE} module: HTML report skipped)")
-        return 0
-    command = [sys.executable, "-m", REPORT_MODULE, "--outputs", str(output_dir)]
-    return subprocess.run(command, check=False).returncode
+    """Build the HTML report of ``output_dir`` (as ``python -m semrsm.reporting.report`` would)."""
+    return report.main(["--outputs", str(output_dir)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,6 @@
 """experiments/reproduce.py: suite loading, the smoke suite end to end with resume, the paper suite's asset check."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
+import reproduce  # noqa: E402
+from huggingface_hub import constants  # noqa: E402
 from suite import load_suite  # noqa: E402
 
 STAGE_TABLES = {
@@ -25,22 +25,15 @@ STAGE_TABLES = {
 }
 
 
-def _reproduce(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {
-        **os.environ,
-        "SEMRSM_ROOT": str(root),
-        "WANDB_MODE": "disabled",
-        "HF_HUB_OFFLINE": "1",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, str(EXPERIMENTS / "reproduce.py"), *args],
-        cwd=root,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def _reproduce(root: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """reproduce.main in this process (as ``python experiments/reproduce.py`` runs it, without the start-up of a
+    second PyTorch process): its exit code and what it printed."""
+    monkeypatch.setenv("SEMRSM_ROOT", str(root))
+    monkeypatch.chdir(root)
+    capsys.readouterr()
+    code = reproduce.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
 def _write_suite(path: Path, text: str) -> str:
@@ -90,10 +83,10 @@ def test_unknown_suite_lists_the_available_ones():
         load_suite("nope")
 
 
-def test_paper_suite_lists_every_missing_asset_before_computing(tmp_path):
-    done = _reproduce(tmp_path, "--suite", "paper", HF_HOME=str(tmp_path / "hf"))
-    assert done.returncode == 2, done.stderr[-3000:]
-    out = done.stdout
+def test_paper_suite_lists_every_missing_asset_before_computing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))  # an empty weight cache
+    code, out = _reproduce(tmp_path, monkeypatch, capsys, "--suite", "paper")
+    assert code == 2, out[-3000:]
     assert "nothing was computed" in out
     assets = ("tiny-imagenet-200", "egoobjects", "cityscapes", "imagenet", "sam_vit_b_01ec64.pth")
     for asset in (*assets, "dinov2_vitg14_linear_head.pth"):
@@ -106,10 +99,9 @@ def test_paper_suite_lists_every_missing_asset_before_computing(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_suite_runs_every_stage_then_resumes_without_recomputing(tmp_path):
-    done = _reproduce(tmp_path, "--suite", "smoke")
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    out = done.stdout
+def test_smoke_suite_runs_every_stage_then_resumes_without_recomputing(tmp_path, monkeypatch, capsys):
+    code, out = _reproduce(tmp_path, monkeypatch, capsys, "--suite", "smoke")
+    assert code == 0, out[-4000:]
     outputs = tmp_path / "outputs" / "smoke"
     stage_files = sorted((outputs / "runs").glob("*/smoke.*/results/stage.json"))
     stages = {json.loads(path.read_text())["stage"] for path in stage_files}
@@ -126,9 +118,9 @@ def test_smoke_suite_runs_every_stage_then_resumes_without_recomputing(tmp_path)
     killed = outputs / "runs" / "layers_cka" / "smoke.layers-cka-resnet18"
     (killed / "results").rename(killed / "results.partial-1")
     stamps = {path: path.stat().st_mtime_ns for path in stage_files if killed not in path.parents}
-    again = _reproduce(tmp_path, "--suite", "smoke")
-    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
-    assert again.stdout.count("already complete, skipped") == 6
-    assert again.stdout.count(": done in ") == 1 and "smoke.layers-cka-resnet18: done in" in again.stdout
+    code, again = _reproduce(tmp_path, monkeypatch, capsys, "--suite", "smoke")
+    assert code == 0, again[-4000:]
+    assert again.count("already complete, skipped") == 6
+    assert again.count(": done in ") == 1 and "smoke.layers-cka-resnet18: done in" in again
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
     assert (killed / "results" / "stage.json").is_file() and not (killed / "results.partial-1").exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from stage_runs import tiny_feature_set
@@ -328,7 +329,13 @@ def test_stage_rejects_bad_tiles(tmp_path, overrides, message):
 def test_joblib_multirun_of_tiles_assembles_the_entry(tmp_path):
     env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     sweep_args = ["experiment.layers=[layer4]", "experiment.tile_index=0,1,2", "experiment.num_tiles=3"]
-    run = [sys.executable, str(REPO / "experiments" / "run.py"), "-m", "hydra/launcher=joblib"]
+    run = [
+        sys.executable,
+        str(REPO / "experiments" / "run.py"),
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    ]
     done = subprocess.run(
         [*run, "experiment=rsm_tiles", *TINY, *sweep_args],
         cwd=tmp_path,
@@ -338,7 +345,11 @@ def test_joblib_multirun_of_tiles_assembles_the_entry(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    table = pd.read_csv(tmp_path / "outputs" / "multirun" / "rsm_tiles" / "rsm_tiles.csv")
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    sweep = tmp_path / "outputs" / "multirun" / "rsm_tiles"
+    launcher = yaml.safe_load((sweep / "multirun.yaml").read_text())["hydra"]["launcher"]["_target_"]
+    assert launcher.endswith("JoblibLauncher") and len(pd.read_csv(sweep / "aggregate.csv")) == 3
+    table = pd.read_csv(sweep / "rsm_tiles.csv")
     assert sorted(table["tile_index"]) == [0, 1, 2] and (table["status"] == "merged").sum() == 1
     cfg = compose_tiny(tmp_path)
     entry = cache_entry(cfg, load_features(cfg), "layer4", True)

@@ -1,5 +1,5 @@
-"""Hydra multiruns of experiments/run.py: one aggregated table per sweep at multirun end, with the basic and the
-joblib launcher; the cluster launcher configs compose."""
+"""Hydra multiruns of experiments/run.py: one aggregated table per sweep at multirun end (the joblib launcher runs
+in tests/experiments/test_rsm_tiles.py); a rerun reuses finished jobs; the cluster launcher configs compose."""
 
 import os
 import subprocess
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from hydra import compose, initialize_config_dir
 
 from semrsm.pipeline.config import register_resolvers
@@ -44,11 +43,8 @@ def _job_dirs(sweep: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_joblib_sweep_2x2_aggregates_into_one_table(tmp_path):
-    done = _multirun(
-        tmp_path,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+def test_sweep_2x2_aggregates_into_one_table_and_its_rerun_reuses_finished_jobs(tmp_path):
+    args = [
         "experiment=layers_cka",
         "backbone=resnet18_tinyimagenet",
         "backbone.num_classes=2",
@@ -56,13 +52,11 @@ def test_joblib_sweep_2x2_aggregates_into_one_table(tmp_path):
         "kernel=cosine,rbf",
         "matcher=hungarian,batch_optimal",
         *TINY_SYNTHETIC,
-    )
-    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    ]
+    _multirun(tmp_path, *args)
     sweep = tmp_path / "outputs" / "multirun" / "layers_cka"
     jobs = _job_dirs(sweep)
     assert len(jobs) == 4 and all((job / "results" / "stage.json").is_file() for job in jobs)
-    launcher = yaml.safe_load((sweep / "multirun.yaml").read_text())["hydra"]["launcher"]["_target_"]
-    assert launcher.endswith("JoblibLauncher")
 
     summary = pd.read_csv(sweep / "aggregate.csv")
     assert len(summary) == 4
@@ -75,6 +69,12 @@ def test_joblib_sweep_2x2_aggregates_into_one_table(tmp_path):
     assert rows["cka"].between(-1e-6, 1 + 1e-6).all()
     assert rows.groupby(["kernel", "matcher"]).size().tolist() == [2, 2, 2, 2]
     assert (sweep / "layers_cka.md").is_file()
+
+    stamps = {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in jobs}
+    again = _multirun(tmp_path, *args)
+    assert again.stdout.count("already complete") + again.stderr.count("already complete") == 4
+    assert stamps == {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in _job_dirs(sweep)}
+    pd.testing.assert_frame_equal(pd.read_csv(sweep / "layers_cka.csv"), rows)
 
 
 @pytest.mark.slow
@@ -99,25 +99,6 @@ def test_retrieval_sweep_over_backbones_kernels_matchers(tmp_path):
     assert len(table) == 16 and table.groupby(["backbone", "kernel", "matcher"]).size().eq(2).all()
     assert set(table["invariant"]) == {True, False} and table["f1_at_1"].between(0, 1).all()
     assert len(pd.read_csv(sweep / "aggregate.csv")) == 8
-
-
-@pytest.mark.slow
-def test_rerun_of_a_sweep_reuses_finished_jobs(tmp_path):
-    args = [
-        "experiment=extract",
-        "backbone=resnet18",
-        "backbone.pretrained=false",
-        "seed=0,1",
-        *TINY_SYNTHETIC,
-    ]
-    _multirun(tmp_path, *args)
-    sweep = tmp_path / "outputs" / "multirun" / "extract"
-    stamps = {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in _job_dirs(sweep)}
-    again = _multirun(tmp_path, *args)
-    assert again.stdout.count("already complete") + again.stderr.count("already complete") == 2
-    assert stamps == {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in _job_dirs(sweep)}
-    metrics = pd.read_csv(sweep / "aggregate.csv")
-    assert sorted(metrics["seed"]) == [0, 1] and (metrics["num_samples"] == 6).all()
 
 
 @pytest.mark.filterwarnings("ignore:.*validated against ConfigStore schema")
