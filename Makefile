@@ -40,7 +40,6 @@ test: install ## Run the test suite (offline; wandb disabled)
 
 bench: install ## Benchmarks as ratios to a reference run in the same process (engine, feature extraction)
 	$(PY) -m semrsm.bench
-	$(PY) -m semrsm.pipeline.benchmark
 
 report: install ## Build the self-contained HTML report outputs/report/index.html
 	$(PY) -m semrsm.reporting.report --outputs outputs --out outputs/report/index.html

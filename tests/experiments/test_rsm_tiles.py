@@ -18,8 +18,8 @@ from stage_runs import tiny_feature_set
 
 from semrsm.pipeline import rsm_cache
 from semrsm.pipeline.config import register_resolvers
-from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.rsm_cache import cache_entry, compute_scores, layer_rsms, layer_scores
+from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stage_rsm_tiles import layer_tile
 from semrsm.pipeline.stages import run_stage
 from semrsm.pipeline.tiles import PairTile, check_tile_choice, pair_count, save_part

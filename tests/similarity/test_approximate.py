@@ -16,7 +16,7 @@ from semrsm.similarity.approximate import (
     topk_greedy_batch,
     upper_bound_batch,
 )
-from semrsm.similarity.approximate_lap import solve_lap_min
+from semrsm.similarity.jv import solve_lap_min
 
 
 def relu_sets(n_pairs: int, side: int, channels: int = 32, seed: int = 0):

@@ -10,10 +10,10 @@ from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_info
 
 import semrsm
-from semrsm import bench
-from semrsm.similarity import exact
-from semrsm.similarity.approximate_lap import solve_lap_min
+from semrsm.bench.engine import reference_rsm
+from semrsm.similarity import exact, workloads
 from semrsm.similarity.exact import hungarian_batch, lapjv_batch
+from semrsm.similarity.jv import solve_lap_min
 
 EXACT = ["hungarian", "lapjv"]
 
@@ -138,11 +138,11 @@ def test_numba_solver_handles_degenerate_costs(cost):
     assert cost[np.arange(len(cost)), perm].sum() == pytest.approx(cost[rows, cols].sum(), abs=1e-6)
 
 
-@pytest.mark.parametrize("features", sorted(bench.FEATURES))
+@pytest.mark.parametrize("features", sorted(workloads.FEATURES))
 def test_engine_equals_the_per_pair_reference(features):
-    reps = bench.FEATURES[features](7, 16, 7, seed=3)
+    reps = workloads.FEATURES[features](7, 16, 7, seed=3)
     sets = reps.flatten(2).transpose(1, 2).contiguous().numpy()
-    reference = bench.reference_rsm(sets)
+    reference = reference_rsm(sets)
     for workers in (1, 2):
         rsm = semrsm.semantic_rsm(reps, matcher="lapjv", workers=workers, tile_size=3).numpy()
         np.testing.assert_allclose(rsm, reference, rtol=0, atol=1e-6)

@@ -21,7 +21,6 @@ from omegaconf import DictConfig
 
 from semrsm.metrics import jensen_shannon_matrix, rsm_correlation, softmax
 from semrsm.metrics.bootstrap import interval, pair_correlation_replicates, rank_matrix
-from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.rsm_cache import SPATIO_SEMANTIC, result_keys, select_layers
 from semrsm.pipeline.stage_common import (
     bootstrap_table,
@@ -31,6 +30,7 @@ from semrsm.pipeline.stage_common import (
     source_groups,
     unit_counts,
 )
+from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import metric_bars
 

@@ -2,7 +2,7 @@
 
 On the configured dataset x backbone features (each selected layer at its own spatial size, optionally resized
 to more sizes) and optionally on the engine's synthetic post-ReLU maps, a fixed number of sampled pairs per
-size is matched by every matcher, one pair at a time (``semrsm.bench.matcher_pairs``): the raw matcher, without
+size is matched by every matcher, one pair at a time (``semrsm.similarity.matcher_quality.matcher_pairs``): the raw matcher, without
 the registry's fallback to the identity, its CPU time, its matched score, the identity's and the optimum of an
 exact reference matcher -> ``tables/matchers_pairs.csv`` (claim C5 resamples these pairs). Per matcher and size:
 median CPU ms, ratio to the optimum (raw, and as used with the fallback), the shift-invariant quality
@@ -23,14 +23,15 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from semrsm.bench import RESNET_STAGES, matcher_pairs, smooth_relu_features
 from semrsm.pipeline.config import integer_option
-from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.rsm_cache import result_keys, select_layers, spatial_size
+from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.claims import check_matchers
 from semrsm.reporting.figures import matcher_tradeoff
 from semrsm.similarity import MATCHERS, get_matcher
+from semrsm.similarity.matcher_quality import matcher_pairs
+from semrsm.similarity.workloads import RESNET_STAGES, smooth_relu_features
 
 log = logging.getLogger(__name__)
 

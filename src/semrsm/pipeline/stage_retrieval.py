@@ -21,10 +21,10 @@ from torch.utils.data import Dataset
 
 from semrsm.metrics import category_matrix, f1_at_1, set_f1, top_k_neighbors
 from semrsm.pipeline.config import build, integer_option
-from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.rsm_cache import layer_rsms, result_keys, select_layers
 from semrsm.pipeline.stage_common import figure_name, layers_with_sizes, seed_key
+from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import retrieval_grid
 

@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.rsm_cache import (
     assemble_entry,
@@ -29,6 +28,7 @@ from semrsm.pipeline.rsm_cache import (
     select_layers,
     spatial_size,
 )
+from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.pipeline.tiles import PairTile, check_tile_choice, finished_tiles, save_part
 

@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 
 from semrsm.metrics import group_separation
 from semrsm.metrics.bootstrap import group_auroc_replicates
-from semrsm.pipeline.extract_stage import load_features
 from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.rsm_cache import result_keys, select_layers
 from semrsm.pipeline.stage_common import (
@@ -29,6 +28,7 @@ from semrsm.pipeline.stage_common import (
     seed_key,
     unit_counts,
 )
+from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import rsm_heatmaps, value_distributions
 

@@ -42,8 +42,8 @@ from semrsm.storage import (
 
 log = logging.getLogger(__name__)
 
-# Importing these registers the built-in stages: extract_stage and every ``semrsm.pipeline.stage_<name>``
-# module, so a new stage is one new module and needs no edit here or in experiments/run.py.
+# Importing these registers the built-in stages: every ``semrsm.pipeline.stage_<name>`` module, so a new stage is
+# one new module and needs no edit here or in experiments/run.py.
 STAGE_MODULE_PREFIX = "stage_"
 EXPERIMENT_KEYS = ("name", "stage")
 # Settings that change neither a stage's inputs nor its results: they do not invalidate finished results.
@@ -90,7 +90,7 @@ def register_stage(name: str, options: Iterable[str] = ()) -> Callable[[StageFn]
 def available_stages() -> dict[str, Stage]:
     """All registered stages (importing the built-in stage modules first)."""
     package = importlib.import_module("semrsm.pipeline")
-    names = ["extract_stage"] + sorted(
+    names = sorted(
         m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith(STAGE_MODULE_PREFIX)
     )
     for name in names:

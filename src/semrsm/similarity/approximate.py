@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 
 from semrsm.similarity.approximate_auction import LANES, auction_match
-from semrsm.similarity.approximate_lap import solve_lap_min
+from semrsm.similarity.jv import solve_lap_min
 
 # float32 rounding in the dual-descent bound is below this times S * max|G|; added to keep the bound valid
 BOUND_SLACK = 2.0**-20

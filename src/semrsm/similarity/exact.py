@@ -6,7 +6,7 @@ rows a_idx[k] * S and columns b_idx[k] * S (a tile of the engine, or a batch sta
 ``lapjv`` solves the squared-distance cost |x_r|^2 + |y_c|^2 - 2 <x_r, y_c>. It has the same optimum as the
 negative inner product (row and column constants do not move the argmin) and Jonker-Volgenant's initial duals fit
 it far better, so it needs several times fewer augmenting steps. Up to S = ``LARGE_SIZE`` the numba solver of
-``approximate_lap`` (about 2.5x faster than the ``lapjv`` package at S = 196), above it the ``lapjv`` package,
+``jv`` (about 2.5x faster than the ``lapjv`` package at S = 196), above it the ``lapjv`` package,
 whose searches scan only unfinished columns (about 2x faster at S = 3136). ``hungarian`` is scipy's
 ``linear_sum_assignment`` on the inner products themselves, an independent reference. None holds the GIL while
 solving, so threads solve pairs in parallel.
@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from semrsm.similarity.approximate_lap import solve_lap_min
+from semrsm.similarity.jv import solve_lap_min
 
 # S above which the lapjv package beats the numba solver (measured on smooth ReLU features: 784 no, 3136 yes)
 LARGE_SIZE = 1024

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from semrsm.pipeline.config import build, file_identities
-from semrsm.pipeline.extract_stage import feature_source
+from semrsm.pipeline.stage_extract import feature_source
 from semrsm.pipeline.stages import stage_fingerprint
 
 

@@ -1,7 +1,7 @@
 """Benchmark (not a test): Lightning feature extraction into the store vs a bare ``torch.no_grad()`` forward loop
 over the same data loader. Target: ratio <= 1.10.
 
-    python -m semrsm.pipeline.benchmark [--backbone resnet18] [--images 200] [--batch-size 32]
+    python -m semrsm.bench.extraction [--backbone resnet18] [--images 200] [--batch-size 32]
 """
 
 from __future__ import annotations

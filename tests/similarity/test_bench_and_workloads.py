@@ -1,31 +1,32 @@
 import numpy as np
 import torch
 
-from semrsm import bench, semantic_rsm
+from semrsm import semantic_rsm
+from semrsm.bench import engine
+from semrsm.similarity import workloads
+from semrsm.similarity.matcher_quality import matcher_table
 
 
 def test_features_look_post_relu():
-    features = bench.smooth_relu_features(3, 16, 7, seed=2)
+    features = workloads.smooth_relu_features(3, 16, 7, seed=2)
     assert features.shape == (3, 16, 7, 7) and features.dtype == torch.float32
     assert 0.2 < float((features == 0).float().mean()) < 0.8
-    assert torch.equal(features, bench.smooth_relu_features(3, 16, 7, seed=2))
-    assert 0.4 < float((bench.iid_relu_features(3, 16, 7) == 0).float().mean()) < 0.6
+    assert torch.equal(features, workloads.smooth_relu_features(3, 16, 7, seed=2))
+    assert 0.4 < float((workloads.iid_relu_features(3, 16, 7) == 0).float().mean()) < 0.6
 
 
 def test_reference_equals_the_engine():
-    reps = bench.smooth_relu_features(5, 8, 3, seed=0)
+    reps = workloads.smooth_relu_features(5, 8, 3, seed=0)
     sets = reps.flatten(2).transpose(1, 2).contiguous().numpy()
-    np.testing.assert_allclose(bench.reference_rsm(sets), semantic_rsm(reps).numpy(), atol=1e-6)
+    np.testing.assert_allclose(engine.reference_rsm(sets), semantic_rsm(reps).numpy(), atol=1e-6)
 
 
 def test_matcher_table_rows():
     features = {
-        16: bench.smooth_relu_features(4, 8, 4, seed=0),
-        9: bench.smooth_relu_features(4, 8, 3, seed=1),
+        16: workloads.smooth_relu_features(4, 8, 4, seed=0),
+        9: workloads.smooth_relu_features(4, 8, 3, seed=1),
     }
-    rows = bench.matcher_table(
-        features, {"lapjv": {}, "identity": {}, "batch_optimal": {"window": 2}}, n_pairs=2
-    )
+    rows = matcher_table(features, {"lapjv": {}, "identity": {}, "batch_optimal": {"window": 2}}, n_pairs=2)
     assert [(row["size"], row["matcher"]) for row in rows] == [
         (16, "lapjv"),
         (16, "identity"),
@@ -42,6 +43,6 @@ def test_matcher_table_rows():
 
 
 def test_engine_vs_reference_reports_ratios_and_agreement():
-    result = bench.engine_vs_reference(n=5, size=4, channels=3, features="iid", matchers=("lapjv",))
+    result = engine.engine_vs_reference(n=5, size=4, channels=3, features="iid", matchers=("lapjv",))
     assert result["pairs"] == 10 and result["max_abs_diff"] < 1e-6
     assert result["lapjv"]["speedup_vs_serial"] > 0 and result["pool_pairs_per_s"] > 0
