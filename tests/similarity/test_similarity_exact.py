@@ -48,7 +48,7 @@ def test_exact_matchers_equal_brute_force_for_every_kernel(matcher, shape, make_
     reps = make_maps(*shape, seed=sum(shape))
     sets = reps.flatten(2).transpose(1, 2).numpy()
     scores = brute_force_scores(sets)
-    rsms = semrsm.semantic_rsm(reps, kernel=list(semrsm.KERNELS), matcher=matcher)
+    rsms = semrsm.compute_rsms(reps, kernels=list(semrsm.KERNELS), matcher=matcher).rsms
     for kernel in semrsm.KERNELS:
         np.testing.assert_allclose(
             rsms[kernel].numpy(), brute_force_rsm(kernel, scores), rtol=1e-9, atol=1e-12

@@ -46,7 +46,7 @@ def test_rolled_feature_map_has_cosine_one(maps):
 @pytest.mark.parametrize("kernel", semrsm.KERNELS)
 def test_identity_matcher_equals_spatio_semantic(maps, kernel):
     flat = semrsm.spatio_semantic_rsm(maps, kernel)
-    tiled, _ = semrsm.semantic_rsm(maps, kernel, matcher="identity", return_bounds=True, tile_size=2)
+    tiled = semrsm.compute_rsms(maps, kernel, matcher="identity", bounds=True, tile_size=2).rsm
     assert torch.allclose(flat, tiled, atol=1e-12)
     sets = maps.flatten(1)
     if kernel == "cosine":
@@ -83,10 +83,25 @@ def test_numpy_and_torch_inputs_of_every_float_width(maps, dtype, as_torch):
 
 
 def test_kernel_list_shares_one_matching_and_bounds_are_exact_for_exact_matchers(maps):
-    rsms, bounds = semrsm.semantic_rsm(maps, ["linear", "rbf"], return_bounds=True)
-    assert set(rsms) == set(bounds) == {"linear", "rbf"}
+    result = semrsm.compute_rsms(maps, ["linear", "rbf"], bounds=True)
+    rsms, bounds = result.rsms, result.upper_bounds
+    assert set(rsms) == set(bounds) == {"linear", "rbf"} and result.kernels == ["linear", "rbf"]
     assert torch.equal(rsms["linear"], semrsm.semantic_rsm(maps, "linear"))
     assert torch.equal(rsms["rbf"], bounds["rbf"])
+    assert result.matcher == "lapjv" and result.options == {} and result.sigma > 0
+    assert torch.equal(result["rbf"], rsms["rbf"]) and result.matched.upper_bounds is not None
+
+
+def test_result_records_the_matching_and_refuses_ambiguous_access(maps):
+    result = semrsm.compute_rsms(maps, ["linear", "cosine"], "batch_optimal", window=2)
+    assert result.matcher == "batch_optimal" and result.options == {"window": 2}
+    assert result.sigma is None and result.upper_bounds is None
+    with pytest.raises(ValueError, match=r"2 kernels \['linear', 'cosine'\]: pick one"):
+        _ = result.rsm
+    with pytest.raises(KeyError, match="no RSM for kernel 'rbf'"):
+        result["rbf"]
+    with pytest.raises(TypeError, match="use compute_rsms"):
+        semrsm.semantic_rsm(maps, ["linear", "cosine"])
 
 
 def test_sigma_option_sets_the_rbf_bandwidth(maps):
@@ -100,7 +115,8 @@ def test_sigma_option_sets_the_rbf_bandwidth(maps):
 @pytest.mark.parametrize("kernel", ["linear", "cosine"])
 def test_approximation_between_identity_and_exact_and_exact_below_bound(maps, matcher, kernel):
     exact = semrsm.semantic_rsm(maps, kernel, "lapjv")
-    approx, bounds = semrsm.semantic_rsm(maps, kernel, matcher, return_bounds=True)
+    result = semrsm.compute_rsms(maps, kernel, matcher, bounds=True)
+    approx, bounds = result.rsm, result.upper_bounds[kernel]
     identity = semrsm.spatio_semantic_rsm(maps, kernel)
     assert torch.all(identity <= approx + 1e-9)
     assert torch.all(approx <= exact + 1e-9)
@@ -145,9 +161,8 @@ def test_tile_subsets_merge_into_the_full_result(maps):
     merged = first.merge(second)
     full = semrsm.matched_scores(maps, "lapjv", return_bounds=True)
     assert merged.complete and torch.allclose(merged.scores, full.scores, atol=1e-12)
-    assert torch.equal(
-        semrsm.rsms_from_scores(merged, "cosine")[0], semrsm.rsms_from_scores(merged, "cosine")[1]
-    )
+    result = semrsm.rsms_from_scores(merged, "cosine")
+    assert torch.equal(result.rsm, result.upper_bounds["cosine"])
     with pytest.raises(ValueError, match="incomplete"):
         semrsm.rsms_from_scores(first, "cosine")
 
@@ -162,7 +177,7 @@ def test_progress_bar_and_workers_do_not_change_results(maps, capsys):
     ("call", "message"),
     [
         (lambda r: semrsm.semantic_rsm(r, kernel="laplace"), "unknown kernel 'laplace'"),
-        (lambda r: semrsm.semantic_rsm(r, kernel=[]), "empty list of kernels"),
+        (lambda r: semrsm.compute_rsms(r, kernels=[]), "empty list of kernels"),
         (lambda r: semrsm.semantic_rsm(r, matcher="sinkhorn_typo"), "unknown matcher 'sinkhorn_typo'"),
         (lambda r: semrsm.semantic_rsm(r, matcher="lapjv", window=4), r"unknown option\(s\) \['window'\]"),
         (lambda r: semrsm.semantic_rsm(r, matcher="batch_optimal", window=0), "window=0"),

@@ -206,8 +206,8 @@ def layer_rsms(
         raise ValueError("kernels: empty list of kernel names")
     matched = layer_scores(cfg, features, layer, invariant, force=force, progress=progress)
     sigma = cfg.kernel.get("sigma") if cfg.kernel.name == "rbf" else None
-    rsms = rsms_from_scores(matched, names, sigma)
-    return {name: rsm.numpy() for name, rsm in rsms.items()}
+    result = rsms_from_scores(matched, names, sigma)
+    return {name: rsm.numpy() for name, rsm in result.rsms.items()}
 
 
 def select_layers(features: FeatureSet, layers: Iterable[str] | None) -> list[str]:

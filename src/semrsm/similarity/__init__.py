@@ -1,6 +1,13 @@
 """Similarity engine: kernels, matchers, RSMs, CKA (torch/numpy only)."""
 
-from semrsm.similarity.api import match, rsms_from_scores, semantic_rsm, spatio_semantic_rsm
+from semrsm.similarity.api import (
+    RSMResult,
+    compute_rsms,
+    match,
+    rsms_from_scores,
+    semantic_rsm,
+    spatio_semantic_rsm,
+)
 from semrsm.similarity.cka import cka
 from semrsm.similarity.engine import MatchedScores, Tile, matched_scores, plan_tiles
 from semrsm.similarity.kernels import KERNELS
@@ -11,8 +18,10 @@ __all__ = [
     "MATCHERS",
     "MatchedScores",
     "Matcher",
+    "RSMResult",
     "Tile",
     "cka",
+    "compute_rsms",
     "get_matcher",
     "match",
     "matched_scores",
