@@ -12,16 +12,8 @@ from omegaconf import OmegaConf
 from stage_runs import tiny_feature_set
 
 from semrsm.pipeline import rsm_cache
-from semrsm.pipeline.rsm_cache import (
-    layer_rsms,
-    layer_scores,
-    matcher_choice,
-    result_keys,
-    rsm_cache_dir,
-    rsm_cache_key,
-    select_layers,
-    spatial_size,
-)
+from semrsm.pipeline.rsm_cache import layer_rsms, layer_scores, matcher_choice, rsm_cache_key
+from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.similarity import semantic_rsm, spatio_semantic_rsm
 
 N = 6
@@ -61,8 +53,8 @@ def count_matchings(monkeypatch):
 def test_rsms_equal_the_engine_for_both_layouts(tmp_path, features, layer):
     cfg = make_cfg(tmp_path)
     reps = np.array(features.layer(layer))
-    semantic = layer_rsms(cfg, features, layer, True, ["cosine", "linear"], progress=False)
-    flat = layer_rsms(cfg, features, layer, False, ["cosine", "linear"], progress=False)
+    semantic = layer_rsms(rsm_spec(cfg), features, layer, True, ["cosine", "linear"], progress=False)
+    flat = layer_rsms(rsm_spec(cfg), features, layer, False, ["cosine", "linear"], progress=False)
     for kernel in ("cosine", "linear"):
         np.testing.assert_allclose(
             semantic[kernel], semantic_rsm(reps, kernel, "hungarian").numpy(), atol=1e-9
@@ -74,22 +66,22 @@ def test_rsms_equal_the_engine_for_both_layouts(tmp_path, features, layer):
 
 def test_one_matching_serves_all_kernels_and_is_reused(tmp_path, features, count_matchings):
     cfg = make_cfg(tmp_path)
-    first = layer_rsms(cfg, features, "conv", True, progress=False)
+    first = layer_rsms(rsm_spec(cfg), features, "conv", True, progress=False)
     assert list(first) == ["cosine"] and first["cosine"].shape == (N, N)
-    again = layer_rsms(cfg, features, "conv", True, ["linear", "cosine", "rbf"], progress=False)
+    again = layer_rsms(rsm_spec(cfg), features, "conv", True, ["linear", "cosine", "rbf"], progress=False)
     np.testing.assert_array_equal(again["cosine"], first["cosine"])
     assert count_matchings == ["hungarian"]
-    entries = sorted(p.name for p in rsm_cache_dir(cfg).iterdir() if p.suffix == ".npz")
+    entries = sorted(p.name for p in rsm_spec(cfg).root.iterdir() if p.suffix == ".npz")
     key = rsm_cache_key(features.key, "conv", "hungarian", {}, features.layer_checksum("conv"))
     assert entries == [f"{key}.npz"]
 
 
 def test_force_recomputes(tmp_path, features, count_matchings):
     cfg = make_cfg(tmp_path)
-    layer_scores(cfg, features, "conv", False, progress=False)
-    layer_scores(cfg, features, "conv", False, progress=False)
-    layer_scores(cfg, features, "conv", False, force=True, progress=False)
-    layer_scores(make_cfg(tmp_path, force=True), features, "conv", False, progress=False)
+    layer_scores(rsm_spec(cfg), features, "conv", False, progress=False)
+    layer_scores(rsm_spec(cfg), features, "conv", False, progress=False)
+    layer_scores(rsm_spec(cfg), features, "conv", False, force=True, progress=False)
+    layer_scores(rsm_spec(make_cfg(tmp_path, force=True)), features, "conv", False, progress=False)
     assert count_matchings == ["identity"] * 3
 
 
@@ -98,53 +90,55 @@ def test_keys_separate_matchers_options_and_layers(tmp_path, features, count_mat
     window4 = make_cfg(tmp_path, matcher={"name": "batch_optimal", "window": 4})
     for cfg in (window2, window4):
         for layer in ("conv", "tokens"):
-            layer_scores(cfg, features, layer, True, progress=False)
-            layer_scores(cfg, features, layer, False, progress=False)
+            layer_scores(rsm_spec(cfg), features, layer, True, progress=False)
+            layer_scores(rsm_spec(cfg), features, layer, False, progress=False)
     # the spatio-semantic entry ignores the configured matcher: computed once per layer
     assert count_matchings.count("batch_optimal") == 4 and count_matchings.count("identity") == 2
-    assert matcher_choice(window2, True) == ("batch_optimal", {"window": 2})
-    assert matcher_choice(window2, False) == ("identity", {})
+    assert matcher_choice(rsm_spec(window2), True) == ("batch_optimal", {"window": 2})
+    assert matcher_choice(rsm_spec(window2), False) == ("identity", {})
 
 
 def test_rbf_uses_the_configured_sigma(tmp_path, features):
     cfg = make_cfg(tmp_path, "rbf")
     cfg.kernel.sigma = 0.5
-    fixed = layer_rsms(cfg, features, "tokens", False, progress=False)["rbf"]
+    fixed = layer_rsms(rsm_spec(cfg), features, "tokens", False, progress=False)["rbf"]
     expected = spatio_semantic_rsm(np.array(features.layer("tokens")), "rbf", sigma=0.5).numpy()
     np.testing.assert_allclose(fixed, expected, atol=1e-12)
     cfg.kernel.sigma = None
-    assert not np.allclose(layer_rsms(cfg, features, "tokens", False, progress=False)["rbf"], fixed)
+    assert not np.allclose(layer_rsms(rsm_spec(cfg), features, "tokens", False, progress=False)["rbf"], fixed)
 
 
 def test_cache_leaves_no_temporary_files(tmp_path, features):
     cfg = make_cfg(tmp_path)
-    layer_scores(cfg, features, "conv", True, progress=False)
-    names = [p.name for p in rsm_cache_dir(cfg).iterdir()]
+    layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
+    names = [p.name for p in rsm_spec(cfg).root.iterdir()]
     assert not [name for name in names if "tmp" in name]
 
 
 def test_bad_input_raises(tmp_path, features):
     cfg = make_cfg(tmp_path)
     with pytest.raises(ValueError, match="unknown layer 'fc'"):
-        layer_rsms(cfg, features, "fc", True)
+        layer_rsms(rsm_spec(cfg), features, "fc", True)
     with pytest.raises(ValueError, match="invariant must be True or False"):
-        layer_rsms(cfg, features, "conv", "yes")
+        layer_rsms(rsm_spec(cfg), features, "conv", "yes")
     with pytest.raises(ValueError, match="empty list of kernel names"):
-        layer_rsms(cfg, features, "conv", True, [])
+        layer_rsms(rsm_spec(cfg), features, "conv", True, [])
     with pytest.raises(ValueError, match="unknown kernel 'gauss'"):
-        layer_rsms(cfg, features, "conv", True, ["gauss"])
+        layer_rsms(rsm_spec(cfg), features, "conv", True, ["gauss"])
     with pytest.raises(ValueError, match="unknown option"):
-        layer_rsms(make_cfg(tmp_path, matcher={"name": "greedy", "window": 3}), features, "conv", True)
+        layer_rsms(
+            rsm_spec(make_cfg(tmp_path, matcher={"name": "greedy", "window": 3})), features, "conv", True
+        )
     with pytest.raises(ValueError, match="unknown matcher 'fast'"):
-        layer_rsms(make_cfg(tmp_path, matcher={"name": "fast"}), features, "conv", True)
+        layer_rsms(rsm_spec(make_cfg(tmp_path, matcher={"name": "fast"})), features, "conv", True)
 
 
 @pytest.mark.parametrize("damage", ["wrong shape", "truncated", "flipped byte"])
 def test_a_corrupt_entry_is_reported_and_computed_again(tmp_path, features, caplog, damage):
     cfg = make_cfg(tmp_path)
-    clean = layer_scores(cfg, features, "conv", False, progress=False)
+    clean = layer_scores(rsm_spec(cfg), features, "conv", False, progress=False)
     key = rsm_cache_key(features.key, "conv", "identity", {}, features.layer_checksum("conv"))
-    path = rsm_cache_dir(cfg) / f"{key}.npz"
+    path = rsm_spec(cfg).root / f"{key}.npz"
     if damage == "wrong shape":
         np.savez(path, scores=np.zeros((2, 2)), sq_norms=np.ones(2))
     else:
@@ -152,11 +146,11 @@ def test_a_corrupt_entry_is_reported_and_computed_again(tmp_path, features, capl
         data[len(data) // 2] ^= 0x08
         path.write_bytes(bytes(data[:300] if damage == "truncated" else data))
     with caplog.at_level(logging.WARNING):
-        again = layer_scores(cfg, features, "conv", False, progress=False)
+        again = layer_scores(rsm_spec(cfg), features, "conv", False, progress=False)
     assert f"corrupt or truncated file {path}" in caplog.text and "computing it again" in caplog.text
     torch.testing.assert_close(again.scores, clean.scores, rtol=0, atol=0)
     torch.testing.assert_close(
-        layer_scores(cfg, features, "conv", False, progress=False).scores, clean.scores
+        layer_scores(rsm_spec(cfg), features, "conv", False, progress=False).scores, clean.scores
     )
 
 
@@ -168,7 +162,7 @@ def test_select_layers_and_spatial_size(features):
         select_layers(features, ["conv", "fc"])
     with pytest.raises(ValueError, match="empty list"):
         select_layers(features, [])
-    assert spatial_size(features, "conv") == 9 and spatial_size(features, "tokens") == 5
+    assert features.spatial_size("conv") == 9 and features.spatial_size("tokens") == 5
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from stage_runs import tiny_feature_set
 from semrsm.pipeline import rsm_cache
 from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.rsm_cache import cache_entry, compute_scores, layer_rsms, layer_scores
+from semrsm.pipeline.stage_common import rsm_spec
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stage_rsm_tiles import layer_tile
 from semrsm.pipeline.stages import run_stage
@@ -148,7 +149,9 @@ def matched_pairs(monkeypatch):
 
 
 def whole_layer(tmp_path, features, layer, matcher=None) -> MatchedScores:
-    return layer_scores(make_cfg(tmp_path / "reference", matcher), features, layer, True, progress=False)
+    return layer_scores(
+        rsm_spec(make_cfg(tmp_path / "reference", matcher)), features, layer, True, progress=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,89 +162,98 @@ def test_four_tiles_merge_into_exactly_the_whole_layer_result(
     tmp_path, features, matched_pairs, layer, matcher
 ):
     cfg = make_cfg(tmp_path / "cache", matcher)
-    statuses = [layer_tile(cfg, features, layer, PairTile(N, i, 4), progress=False) for i in (2, 0, 3, 1)]
+    statuses = [
+        layer_tile(rsm_spec(cfg), features, layer, PairTile(N, i, 4), progress=False) for i in (2, 0, 3, 1)
+    ]
     assert statuses == ["computed", "computed", "computed", "merged"]
     assert matched_pairs == [PairTile(N, i, 4).num_pairs for i in (2, 0, 3, 1)]
-    entry = cache_entry(cfg, features, layer, True)
+    entry = cache_entry(rsm_spec(cfg), features, layer, True)
     assert entry.path.is_file() and not entry.parts_dir.exists()
 
-    merged = layer_scores(cfg, features, layer, True, progress=False)
+    merged = layer_scores(rsm_spec(cfg), features, layer, True, progress=False)
     assert len(matched_pairs) == 4  # loaded, not recomputed
     reference = whole_layer(tmp_path, features, layer, matcher)
     torch.testing.assert_close(merged.scores, reference.scores, rtol=0, atol=0)
     torch.testing.assert_close(merged.sq_norms, reference.sq_norms, rtol=0, atol=0)
-    rsms = layer_rsms(cfg, features, layer, True, ["cosine", "rbf"], progress=False)
+    rsms = layer_rsms(rsm_spec(cfg), features, layer, True, ["cosine", "rbf"], progress=False)
     assert np.isfinite(rsms["rbf"]).all() and len(matched_pairs) == 5  # the reference was the 5th matching
 
 
 def test_rerunning_a_finished_tile_does_nothing(tmp_path, features, matched_pairs):
     cfg = make_cfg(tmp_path / "cache")
     tile = PairTile(N, 1, 3)
-    assert layer_tile(cfg, features, "conv", tile, progress=False) == "computed"
-    part = cache_entry(cfg, features, "conv", True).parts_dir / tile.file_name
+    assert layer_tile(rsm_spec(cfg), features, "conv", tile, progress=False) == "computed"
+    part = cache_entry(rsm_spec(cfg), features, "conv", True).parts_dir / tile.file_name
     stamp = part.stat().st_mtime_ns
-    assert layer_tile(cfg, features, "conv", tile, progress=False) == "cached"
+    assert layer_tile(rsm_spec(cfg), features, "conv", tile, progress=False) == "cached"
     assert part.stat().st_mtime_ns == stamp and len(matched_pairs) == 1
     for index in (0, 2):
-        layer_tile(cfg, features, "conv", PairTile(N, index, 3), progress=False)
-    assert layer_tile(cfg, features, "conv", tile, progress=False) == "cached"  # the entry is assembled
+        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, index, 3), progress=False)
+    assert (
+        layer_tile(rsm_spec(cfg), features, "conv", tile, progress=False) == "cached"
+    )  # the entry is assembled
     assert len(matched_pairs) == 3
 
 
 def test_missing_parts_are_computed_by_the_next_layer_scores(tmp_path, features, matched_pairs, caplog):
     cfg = make_cfg(tmp_path / "cache")
     for index in (0, 1, 3):
-        layer_tile(cfg, features, "conv", PairTile(N, index, 4), progress=False)
+        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, index, 4), progress=False)
     with caplog.at_level(logging.INFO, logger="semrsm.pipeline.rsm_cache"):
-        merged = layer_scores(cfg, features, "conv", True, progress=False)
+        merged = layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
     assert "3 of 4 tile parts finished; computing the missing tiles [2] here" in caplog.text
     assert matched_pairs[-1] == PairTile(N, 2, 4).num_pairs  # only the missing tile
-    assert not cache_entry(cfg, features, "conv", True).parts_dir.exists()
+    assert not cache_entry(rsm_spec(cfg), features, "conv", True).parts_dir.exists()
     torch.testing.assert_close(merged.scores, whole_layer(tmp_path, features, "conv").scores, rtol=0, atol=0)
 
 
 def test_the_most_complete_partition_is_finished_and_the_others_dropped(tmp_path, features, matched_pairs):
     cfg = make_cfg(tmp_path / "cache")
-    layer_tile(cfg, features, "conv", PairTile(N, 0, 4), progress=False)  # 13 pairs
-    layer_tile(cfg, features, "conv", PairTile(N, 1, 2), progress=False)  # 28 pairs
-    merged = layer_scores(cfg, features, "conv", True, progress=False)
+    layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 0, 4), progress=False)  # 13 pairs
+    layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 1, 2), progress=False)  # 28 pairs
+    merged = layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
     assert matched_pairs[-1] == PairTile(N, 0, 2).num_pairs
-    assert not cache_entry(cfg, features, "conv", True).parts_dir.exists()
+    assert not cache_entry(rsm_spec(cfg), features, "conv", True).parts_dir.exists()
     torch.testing.assert_close(merged.scores, whole_layer(tmp_path, features, "conv").scores, rtol=0, atol=0)
 
 
 def test_force_recomputes_the_tile_and_the_entry_is_rebuilt_from_parts(tmp_path, features, matched_pairs):
     cfg = make_cfg(tmp_path / "cache")
     for index in range(2):
-        layer_tile(cfg, features, "conv", PairTile(N, index, 2), progress=False)
-    entry = cache_entry(cfg, features, "conv", True)
-    assert layer_tile(cfg, features, "conv", PairTile(N, 0, 2), force=True, progress=False) == "computed"
+        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, index, 2), progress=False)
+    entry = cache_entry(rsm_spec(cfg), features, "conv", True)
+    assert (
+        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 0, 2), force=True, progress=False)
+        == "computed"
+    )
     assert not entry.path.exists() and (entry.parts_dir / "0-of-2.npz").is_file()
-    merged = layer_scores(cfg, features, "conv", True, progress=False)
+    merged = layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
     assert matched_pairs == [27, 28, 27, 28]
     torch.testing.assert_close(merged.scores, whole_layer(tmp_path, features, "conv").scores, rtol=0, atol=0)
-    layer_tile(cfg, features, "conv", PairTile(N, 1, 2), force=True, progress=False)
-    layer_scores(cfg, features, "conv", True, force=True, progress=False)  # every pair again; parts dropped
+    layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 1, 2), force=True, progress=False)
+    layer_scores(
+        rsm_spec(cfg), features, "conv", True, force=True, progress=False
+    )  # every pair again; parts dropped
     assert matched_pairs[-3:] == [55, 28, 55]
     assert not entry.parts_dir.exists() and entry.path.is_file()
 
 
 def test_a_part_of_the_wrong_size_is_reported(tmp_path, features):
     cfg = make_cfg(tmp_path / "cache")
-    entry = cache_entry(cfg, features, "conv", True)
+    entry = cache_entry(rsm_spec(cfg), features, "conv", True)
     wrong = MatchedScores(
         torch.zeros(N + 1, N + 1, dtype=torch.float64), torch.ones(N + 1, dtype=torch.float64)
     )
     save_part(entry.parts_dir, PairTile(N + 1, 0, 2), wrong)
     (entry.parts_dir / "0-of-2.npz").rename(entry.parts_dir / "5-of-2.npz")
     with pytest.raises(ValueError, match=r"tile part .*5-of-2\.npz does not fit 11 samples"):
-        layer_scores(cfg, features, "conv", True, progress=False)
+        layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
 
 
 @pytest.mark.parametrize("damage", ["wrong size", "truncated"])
 def test_a_corrupt_part_is_reported_and_its_tile_computed_again(tmp_path, features, caplog, damage):
     cfg = make_cfg(tmp_path / "cache")
-    entry = cache_entry(cfg, features, "conv", True)
+    entry = cache_entry(rsm_spec(cfg), features, "conv", True)
     whole = compute_scores(entry, features, progress=False)
     for index in range(2):
         save_part(entry.parts_dir, PairTile(N, index, 2), whole)
@@ -254,7 +266,7 @@ def test_a_corrupt_part_is_reported_and_its_tile_computed_again(tmp_path, featur
     else:
         part.write_bytes(part.read_bytes()[:150])
     with caplog.at_level(logging.WARNING):
-        merged = layer_scores(cfg, features, "conv", True, progress=False)
+        merged = layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
     assert f"corrupt or truncated file {part}" in caplog.text and "computed again" in caplog.text
     torch.testing.assert_close(merged.scores, whole.scores, rtol=0, atol=0)
 
@@ -296,7 +308,8 @@ def test_stage_tiles_in_separate_runs_merge_and_later_stages_reuse_them(tmp_path
 
     features = load_features(cfg)
     merged = {
-        layer: layer_scores(cfg, features, layer, True, progress=False) for layer in ("layer3", "layer4")
+        layer: layer_scores(rsm_spec(cfg), features, layer, True, progress=False)
+        for layer in ("layer3", "layer4")
     }
     matchings = []
     original = rsm_cache.matched_scores
@@ -308,7 +321,7 @@ def test_stage_tiles_in_separate_runs_merge_and_later_stages_reuse_them(tmp_path
     later = run_stage(compose_tiny(tmp_path, LAYERS, experiment="layers_cka"), tmp_path / "cka")
     assert matchings == ["identity", "identity"] and later["num_layers"] == 2  # only the spatio-semantic RSMs
     for layer, scores in merged.items():
-        whole = layer_scores(cfg, features, layer, True, force=True, progress=False)
+        whole = layer_scores(rsm_spec(cfg), features, layer, True, force=True, progress=False)
         torch.testing.assert_close(scores.scores, whole.scores, rtol=0, atol=0)
 
 
@@ -352,7 +365,7 @@ def test_joblib_multirun_of_tiles_assembles_the_entry(tmp_path):
     table = pd.read_csv(sweep / "rsm_tiles.csv")
     assert sorted(table["tile_index"]) == [0, 1, 2] and (table["status"] == "merged").sum() == 1
     cfg = compose_tiny(tmp_path)
-    entry = cache_entry(cfg, load_features(cfg), "layer4", True)
+    entry = cache_entry(rsm_spec(cfg), load_features(cfg), "layer4", True)
     assert entry.path.is_file() and not entry.parts_dir.exists()
     with np.load(entry.path) as data:
         assert not np.isnan(data["scores"]).any()

@@ -147,6 +147,11 @@ class FeatureSet:
     def dtype(self) -> str:
         return self.manifest["dtype"]
 
+    def spatial_size(self, name: str) -> int:
+        """Positions per sample of layer ``name``: H * W for NCHW maps, T for NTD tokens."""
+        shape = self.layer(name).shape
+        return int(shape[2] * shape[3]) if self.layouts[name] == "NCHW" else int(shape[1])
+
     def layer_checksum(self, name: str) -> str:
         """Checksum of ``name``'s array file: identifies its content (e.g. in the keys of RSM caches)."""
         return self.manifest["checksums"][f"layers/{self._file(name)}"]["checksum"]

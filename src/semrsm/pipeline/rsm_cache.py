@@ -6,24 +6,24 @@ Entries are written atomically under an inter-process lock (parallel sweep jobs 
 keyed by the checksum of the layer's features as well as their config, and recomputed when ``force`` is set or
 when the file is corrupt or truncated (a warning names it). An entry may also be assembled from tile parts
 ``<cache_dir>/rsm/<key>.tiles/<i>-of-<n>.npz`` written by the ``rsm_tiles`` stage (see ``semrsm.pipeline.tiles``):
-``layer_scores`` merges them, computing only the tiles still missing. Also the small helpers every RSM stage
-shares: which layers to use, their spatial size, and the config columns of a results table.
+``layer_scores`` merges them, computing only the tiles still missing.
+
+Every function takes an ``RSMSpec`` (where the cache is, the matcher of the semantic RSM, the kernel), which the
+stages build from their config (``semrsm.pipeline.stage_common.rsm_spec``): no config object below this line.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
 from semrsm.pipeline.tiles import PairTile, assemble_parts, most_complete_partition
@@ -37,20 +37,39 @@ CACHE_FORMAT = 2  # 2: keyed by the layer's feature checksum; per-pair products 
 SPATIO_SEMANTIC = "identity"
 
 
-def rsm_cache_dir(cfg: DictConfig) -> Path:
-    """Directory of the RSM cache: ``<cfg.paths.cache_dir>/rsm``."""
-    return Path(cfg.paths.cache_dir) / "rsm"
+@dataclass(frozen=True)
+class RSMSpec:
+    """What the RSM cache needs to know of a run: the cache directory (entries under ``<cache_dir>/rsm``), the
+    matcher of the semantic RSM with its options, the configured kernel (and RBF ``sigma``, None = median
+    heuristic), whether to recompute cached entries (``force``) and whether to show progress bars."""
+
+    cache_dir: Path
+    matcher: str = "lapjv"
+    matcher_options: Mapping[str, Any] = field(default_factory=dict)
+    kernel: str = "cosine"
+    sigma: float | None = None
+    force: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        resolved = get_matcher(self.matcher).check_options(dict(self.matcher_options))
+        object.__setattr__(self, "matcher_options", resolved)
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+
+    @property
+    def root(self) -> Path:
+        """Directory of the RSM cache entries."""
+        return self.cache_dir / "rsm"
 
 
-def matcher_choice(cfg: DictConfig, invariant: bool) -> tuple[str, dict[str, Any]]:
-    """(matcher name, resolved options): ``cfg.matcher`` for the semantic RSM, identity for the spatio-semantic."""
+def matcher_choice(spec: RSMSpec, invariant: bool) -> tuple[str, dict[str, Any]]:
+    """(matcher name, resolved options): the spec's matcher for the semantic RSM, identity for the
+    spatio-semantic."""
     if not isinstance(invariant, bool):
         raise ValueError(f"invariant must be True or False, got {invariant!r}")
     if not invariant:
         return SPATIO_SEMANTIC, {}
-    options = OmegaConf.to_container(cfg.matcher, resolve=True)
-    name = options.pop("name")
-    return name, get_matcher(name).check_options(options)
+    return spec.matcher, dict(spec.matcher_options)
 
 
 def rsm_cache_key(
@@ -93,15 +112,15 @@ class CacheEntry:
         return store_lock(self.root, self.key)
 
 
-def cache_entry(cfg: DictConfig, features: FeatureSet, layer: str, invariant: bool) -> CacheEntry:
-    """The cache entry of ``layer``'s semantic (``cfg.matcher``, if ``invariant``) or spatio-semantic scores."""
+def cache_entry(spec: RSMSpec, features: FeatureSet, layer: str, invariant: bool) -> CacheEntry:
+    """The cache entry of ``layer``'s semantic (``spec.matcher``, if ``invariant``) or spatio-semantic scores."""
     if layer not in features.layers:
         raise ValueError(
             f"unknown layer {layer!r}; the feature set {features.key} has {list(features.layers)}"
         )
-    matcher, options = matcher_choice(cfg, invariant)
+    matcher, options = matcher_choice(spec, invariant)
     key = rsm_cache_key(features.key, layer, matcher, options, features.layer_checksum(layer))
-    return CacheEntry(rsm_cache_dir(cfg), key, layer, matcher, options)
+    return CacheEntry(spec.root, key, layer, matcher, options)
 
 
 def save_scores(path: Path, matched: MatchedScores) -> None:
@@ -129,7 +148,7 @@ def compute_scores(
     reps = np.array(features.layer(entry.layer))  # into memory (the engine wants a writable array)
     engine_tiles = None
     if tiles is not None:
-        size = spatial_size(features, entry.layer)
+        size = features.spatial_size(entry.layer)
         bytes_per_pair = size * size * max(4, reps.dtype.itemsize)  # float16 is matched in float32
         align = block_side(size)
         engine_tiles = [block for tile in tiles for block in tile.engine_tiles(bytes_per_pair, align=align)]
@@ -162,19 +181,20 @@ def assemble_entry(entry: CacheEntry, features: FeatureSet, *, progress: bool = 
 
 
 def layer_scores(
-    cfg: DictConfig,
+    spec: RSMSpec,
     features: FeatureSet,
     layer: str,
     invariant: bool,
     *,
     force: bool | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> MatchedScores:
-    """Matched scores of ``layer`` (semantic with ``cfg.matcher`` if ``invariant``, else spatio-semantic),
-    from the cache, assembled from its tile parts, or computed into it. ``force`` (default ``cfg.force``)
-    recomputes every pair and drops the parts; ``progress`` shows a bar."""
-    entry = cache_entry(cfg, features, layer, invariant)
-    force = bool(cfg.get("force", False)) if force is None else force
+    """Matched scores of ``layer`` (semantic with ``spec.matcher`` if ``invariant``, else spatio-semantic),
+    from the cache, assembled from its tile parts, or computed into it. ``force`` (default ``spec.force``)
+    recomputes every pair and drops the parts; ``progress`` (default ``spec.progress``) shows a bar."""
+    entry = cache_entry(spec, features, layer, invariant)
+    force = spec.force if force is None else force
+    progress = spec.progress if progress is None else progress
     with entry.lock():
         if entry.path.is_file() and not force and (cached := _load(entry.path, len(features))) is not None:
             log.info("layer %s, %s: cached scores %s", layer, entry.matcher, entry.path.name)
@@ -189,56 +209,21 @@ def layer_scores(
 
 
 def layer_rsms(
-    cfg: DictConfig,
+    spec: RSMSpec,
     features: FeatureSet,
     layer: str,
     invariant: bool,
     kernels: Sequence[str] | None = None,
     *,
     force: bool | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, np.ndarray]:
-    """RSMs (N, N) float64 of ``layer`` per kernel name (default ``[cfg.kernel.name]``), all from one cached
-    matching: semantic (``cfg.matcher``) if ``invariant``, else spatio-semantic. RBF uses ``cfg.kernel.sigma``
-    when the configured kernel sets one, else the median heuristic."""
-    names = [cfg.kernel.name] if kernels is None else list(kernels)
+    """RSMs (N, N) float64 of ``layer`` per kernel name (default ``[spec.kernel]``), all from one cached
+    matching: semantic (``spec.matcher``) if ``invariant``, else spatio-semantic. RBF uses ``spec.sigma`` when
+    set, else the median heuristic."""
+    names = [spec.kernel] if kernels is None else list(kernels)
     if not names:
         raise ValueError("kernels: empty list of kernel names")
-    matched = layer_scores(cfg, features, layer, invariant, force=force, progress=progress)
-    sigma = cfg.kernel.get("sigma") if cfg.kernel.name == "rbf" else None
-    result = rsms_from_scores(matched, names, sigma)
+    matched = layer_scores(spec, features, layer, invariant, force=force, progress=progress)
+    result = rsms_from_scores(matched, names, spec.sigma)
     return {name: rsm.numpy() for name, rsm in result.rsms.items()}
-
-
-def select_layers(features: FeatureSet, layers: Iterable[str] | None) -> list[str]:
-    """The requested layers (an experiment's ``layers`` option) in the given order; None = all tapped layers."""
-    if layers is None:
-        return list(features.layers)
-    chosen = [layers] if isinstance(layers, str) else list(layers)
-    if not chosen:
-        raise ValueError("layers: empty list; give layer names or null for all tapped layers")
-    unknown = [layer for layer in chosen if layer not in features.layers]
-    if unknown:
-        raise ValueError(f"unknown layer(s) {unknown}; this backbone taps {list(features.layers)}")
-    return chosen
-
-
-def spatial_size(features: FeatureSet, layer: str) -> int:
-    """Positions per sample of ``layer``: H * W for NCHW maps, T for NTD tokens."""
-    shape = features.layer(layer).shape
-    return int(shape[2] * shape[3]) if features.layouts[layer] == "NCHW" else int(shape[1])
-
-
-def config_choice(cfg: DictConfig, group: str) -> str:
-    """The option chosen for config ``group`` (e.g. "resnet18_tinyimagenet" for backbone=resnet18_tinyimagenet)
-    inside a Hydra app, so results tables agree with sweep overrides; else the group's ``name``."""
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get(group)
-        if choice is not None:
-            return str(choice)
-    return str(cfg[group].name)
-
-
-def result_keys(cfg: DictConfig) -> dict[str, str]:
-    """The dataset, backbone, kernel and matcher columns of a stage's results table."""
-    return {group: config_choice(cfg, group) for group in ("dataset", "backbone", "kernel", "matcher")}

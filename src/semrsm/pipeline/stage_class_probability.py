@@ -21,12 +21,14 @@ from omegaconf import DictConfig
 
 from semrsm.metrics import jensen_shannon_matrix, rsm_correlation, softmax
 from semrsm.metrics.bootstrap import interval, pair_correlation_replicates, rank_matrix
-from semrsm.pipeline.rsm_cache import SPATIO_SEMANTIC, result_keys, select_layers
+from semrsm.pipeline.rsm_cache import SPATIO_SEMANTIC
 from semrsm.pipeline.stage_common import (
     bootstrap_table,
     kernel_rsm,
     layers_with_sizes,
+    result_keys,
     seed_key,
+    select_layers,
     source_groups,
     unit_counts,
 )

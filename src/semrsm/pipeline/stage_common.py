@@ -1,35 +1,81 @@
-"""Helpers the experiment stages share: the configured kernel's RSM of a layer, per-layer progress, figure
-names, the seed column and bootstrap tables. (Not a stage itself: it registers nothing.)"""
+"""Helpers the experiment stages share, at the boundary between a run's config and the library: the RSM cache's
+spec from the config, the configured kernel's RSM of a layer, the layers to use, the config columns of a results
+table, per-layer progress, figure names, the seed column and bootstrap tables. (Not a stage itself: it registers
+nothing.)"""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 from semrsm.metrics.bootstrap import FULL_SAMPLE, N_RESAMPLES, resample_counts, with_full_sample
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import layer_rsms, spatial_size
+from semrsm.pipeline.rsm_cache import RSMSpec, layer_rsms
 
 log = logging.getLogger(__name__)
+
+
+def rsm_spec(cfg: DictConfig) -> RSMSpec:
+    """The RSM cache's view of a run config: ``paths.cache_dir``, ``matcher`` (name and options, checked),
+    ``kernel`` (its ``sigma`` for rbf), ``force`` and ``features.progress_bar``."""
+    options = OmegaConf.to_container(cfg.matcher, resolve=True)
+    name = options.pop("name")
+    return RSMSpec(
+        cache_dir=Path(cfg.paths.cache_dir),
+        matcher=name,
+        matcher_options=options,
+        kernel=cfg.kernel.name,
+        sigma=cfg.kernel.get("sigma") if cfg.kernel.name == "rbf" else None,
+        force=bool(cfg.get("force", False)),
+        progress=bool(OmegaConf.select(cfg, "features.progress_bar", default=True)),
+    )
 
 
 def kernel_rsm(cfg: DictConfig, features: FeatureSet, layer: str, invariant: bool) -> np.ndarray:
     """The (N, N) RSM of ``layer`` under ``cfg.kernel``: semantic (``cfg.matcher``) if ``invariant``, else
     spatio-semantic; from the RSM cache, with a progress bar when ``cfg.features.progress_bar``."""
-    kernel = cfg.kernel.name
-    progress = bool(cfg.features.progress_bar)
-    return layer_rsms(cfg, features, layer, invariant, [kernel], progress=progress)[kernel]
+    return layer_rsms(rsm_spec(cfg), features, layer, invariant)[cfg.kernel.name]
+
+
+def select_layers(features: FeatureSet, layers: Iterable[str] | None) -> list[str]:
+    """The requested layers (an experiment's ``layers`` option) in the given order; None = all tapped layers."""
+    if layers is None:
+        return list(features.layers)
+    chosen = [layers] if isinstance(layers, str) else list(layers)
+    if not chosen:
+        raise ValueError("layers: empty list; give layer names or null for all tapped layers")
+    unknown = [layer for layer in chosen if layer not in features.layers]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {unknown}; this backbone taps {list(features.layers)}")
+    return chosen
+
+
+def config_choice(cfg: DictConfig, group: str) -> str:
+    """The option chosen for config ``group`` (e.g. "resnet18_tinyimagenet" for backbone=resnet18_tinyimagenet)
+    inside a Hydra app, so results tables agree with sweep overrides; else the group's ``name``."""
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice is not None:
+            return str(choice)
+    return str(cfg[group].name)
+
+
+def result_keys(cfg: DictConfig) -> dict[str, str]:
+    """The dataset, backbone, kernel and matcher columns of a stage's results table."""
+    return {group: config_choice(cfg, group) for group in ("dataset", "backbone", "kernel", "matcher")}
 
 
 def layers_with_sizes(stage: str, features: FeatureSet, layers: Sequence[str]) -> Iterator[tuple[str, int]]:
     """(layer, spatial size) of each of ``layers`` in order, logging ``stage``'s progress before each."""
     for index, layer in enumerate(layers, 1):
-        size = spatial_size(features, layer)
+        size = features.spatial_size(layer)
         log.info("%s: layer %s (%d/%d, %d positions)", stage, layer, index, len(layers), size)
         yield layer, size
 

@@ -19,8 +19,14 @@ from omegaconf import DictConfig
 from scipy import stats
 
 from semrsm.metrics.bootstrap import cka_replicates, half_sample_counts, with_full_sample
-from semrsm.pipeline.rsm_cache import result_keys, select_layers
-from semrsm.pipeline.stage_common import bootstrap_table, kernel_rsm, layers_with_sizes, seed_key
+from semrsm.pipeline.stage_common import (
+    bootstrap_table,
+    kernel_rsm,
+    layers_with_sizes,
+    result_keys,
+    seed_key,
+    select_layers,
+)
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import cka_heatmap, metric_lines

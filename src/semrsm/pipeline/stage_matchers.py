@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline.config import integer_option
-from semrsm.pipeline.rsm_cache import result_keys, select_layers, spatial_size
+from semrsm.pipeline.stage_common import result_keys, select_layers
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.claims import check_matchers
@@ -182,7 +182,7 @@ def feature_rows(
     keys = {"source": f"features:{dataset}/{backbone}", "dataset": dataset, "backbone": backbone}
     rows, pairs = [], []
     for index, layer in enumerate(layers, 1):
-        native = spatial_size(features, layer)
+        native = features.spatial_size(layer)
         maps = np.asarray(features.layer(layer)[indices], dtype=np.float32)
         layout = features.layouts[layer]
         for size in [native, *(s for s in sizes if s != native)]:

@@ -22,8 +22,15 @@ from torch.utils.data import Dataset
 from semrsm.metrics import category_matrix, f1_at_1, set_f1, top_k_neighbors
 from semrsm.pipeline.config import build, integer_option
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import layer_rsms, result_keys, select_layers
-from semrsm.pipeline.stage_common import figure_name, layers_with_sizes, seed_key
+from semrsm.pipeline.rsm_cache import layer_rsms
+from semrsm.pipeline.stage_common import (
+    figure_name,
+    layers_with_sizes,
+    result_keys,
+    rsm_spec,
+    seed_key,
+    select_layers,
+)
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import retrieval_grid
@@ -186,12 +193,10 @@ def retrieval(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     kernels = retrieval_kernels(cfg)
     columns = result_keys(cfg)
     chance = random_f1(categories)
-    progress = bool(cfg.features.progress_bar)
+    spec = rsm_spec(cfg)
     rows, per_query = [], []
     for layer, size in layers_with_sizes("retrieval", features, layers):
-        by_variant = {
-            inv: layer_rsms(cfg, features, layer, inv, kernels, progress=progress) for inv in VARIANTS
-        }
+        by_variant = {inv: layer_rsms(spec, features, layer, inv, kernels) for inv in VARIANTS}
         for kernel in kernels:
             rsms = {invariant: by_variant[invariant][kernel] for invariant in VARIANTS}
             keys = {**columns, "kernel": kernel, "layer": layer, "spatial_size": size, **seed_key(cfg)}

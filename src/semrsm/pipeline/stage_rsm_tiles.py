@@ -20,14 +20,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import (
-    assemble_entry,
-    cache_entry,
-    compute_scores,
-    result_keys,
-    select_layers,
-    spatial_size,
-)
+from semrsm.pipeline.rsm_cache import RSMSpec, assemble_entry, cache_entry, compute_scores
+from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.pipeline.tiles import PairTile, check_tile_choice, finished_tiles, save_part
@@ -38,7 +32,7 @@ CACHED, COMPUTED, MERGED = "cached", "computed", "merged"
 
 
 def layer_tile(
-    cfg: DictConfig,
+    spec: RSMSpec,
     features: FeatureSet,
     layer: str,
     tile: PairTile,
@@ -46,11 +40,11 @@ def layer_tile(
     force: bool = False,
     progress: bool = True,
 ) -> str:
-    """Match ``tile``'s pairs of ``layer`` under ``cfg.matcher`` into a part file of its cache entry; assemble
+    """Match ``tile``'s pairs of ``layer`` under ``spec.matcher`` into a part file of its cache entry; assemble
     the entry when this was its last missing part. Returns "cached" (part or entry already there: nothing
     done), "computed" (part written) or "merged" (part written, entry assembled). ``force`` recomputes the
     part and drops the finished entry, which the complete set of parts then replaces."""
-    entry = cache_entry(cfg, features, layer, True)
+    entry = cache_entry(spec, features, layer, True)
     part = entry.parts_dir / tile.file_name
     if not force and (entry.path.is_file() or part.is_file()):
         log.info(
@@ -88,17 +82,16 @@ def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     tile = PairTile(len(features), tile_index, num_tiles)
     layers = select_layers(features, experiment.layers)
     keys = {group: name for group, name in result_keys(cfg).items() if group != "kernel"}
+    spec = rsm_spec(cfg)
     rows = []
     for layer in layers:
         start = time.perf_counter()
-        status = layer_tile(
-            cfg, features, layer, tile, force=ctx.force, progress=bool(cfg.features.progress_bar)
-        )
+        status = layer_tile(spec, features, layer, tile, force=ctx.force, progress=spec.progress)
         rows.append(
             {
                 **keys,
                 "layer": layer,
-                "spatial_size": spatial_size(features, layer),
+                "spatial_size": features.spatial_size(layer),
                 "tile_index": tile_index,
                 "num_tiles": num_tiles,
                 "num_pairs": tile.num_pairs,

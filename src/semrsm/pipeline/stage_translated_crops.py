@@ -19,13 +19,14 @@ from omegaconf import DictConfig
 from semrsm.metrics import group_separation
 from semrsm.metrics.bootstrap import group_auroc_replicates
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import result_keys, select_layers
 from semrsm.pipeline.stage_common import (
     bootstrap_table,
     figure_name,
     kernel_rsm,
     layers_with_sizes,
+    result_keys,
     seed_key,
+    select_layers,
     unit_counts,
 )
 from semrsm.pipeline.stage_extract import load_features
