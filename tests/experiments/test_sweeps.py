@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from semrsm.pipeline.config import register_resolvers
+from semrsm.pipeline.stages import VOLATILE_FEATURE_KEYS, VOLATILE_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "run.py"
@@ -114,3 +115,14 @@ def test_launcher_configs_compose_with_the_aggregation_callback(launcher):
     assert cfg.hydra.launcher._target_.startswith(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher.")
     assert cfg.hydra.callbacks.aggregate._target_ == "semrsm.reporting.hydra_callback.AggregateResults"
     assert "hydra.launcher.n_jobs" in cfg.hydra.job.config.override_dirname.exclude_keys
+
+
+def test_directory_names_leave_out_every_key_that_does_not_invalidate_results():
+    """Two commands differing only in a volatile key share a run directory, where the second finds the first's
+    results complete: so every volatile key stays out of the directory name."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+    excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
+    volatile = {key for key in VOLATILE_KEYS if key != "hydra"}
+    assert volatile | {f"features.{key}" for key in VOLATILE_FEATURE_KEYS} <= excluded
