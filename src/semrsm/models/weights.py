@@ -137,11 +137,21 @@ def _find_prefix(expected: list[str], state: Mapping[str, Tensor]) -> str | None
     return None
 
 
-def packaged_file(package: str, subdir: str, file: str) -> tuple[Path | None, str]:
-    """(path, where) of ``file`` under ``subdir`` of the installed Python ``package``: the path when it exists
-    (else None) and where it was expected, for the message of a MissingWeightsError."""
+def packaged_weights(
+    package: str, subdir: str, file: str, backbone: str, install: str, also: str = ""
+) -> Path:
+    """The weights ``file`` under ``subdir`` of the installed Python ``package``; else MissingWeightsError for
+    ``backbone`` naming where it was expected, the ``install`` command, ``also`` (another source) and the
+    local-file option."""
     spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None, f"<site-packages>/{package}/{subdir}/{file}"
-    path = Path(next(iter(spec.submodule_search_locations))) / subdir / file
-    return (path if path.is_file() else None), str(path)
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / subdir / file
+        if path.is_file():
+            return path
+        expected = str(path)
+    else:
+        expected = f"<site-packages>/{package}/{subdir}/{file}"
+    raise MissingWeightsError(
+        f"No pretrained weights for backbone {backbone!r}: expected {expected}. Install them with `{install}` "
+        f"(or `make install`), {also + ', ' if also else ''}{LOCAL_HINT}."
+    )
