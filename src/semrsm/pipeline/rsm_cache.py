@@ -128,7 +128,7 @@ def save_scores(path: Path, matched: MatchedScores) -> None:
     atomic_save_npz(path, scores=matched.scores.numpy(), sq_norms=matched.sq_norms.numpy())
 
 
-def _load(path: Path, num_samples: int) -> MatchedScores | None:
+def load_scores(path: Path, num_samples: int) -> MatchedScores | None:
     """The cached scores, or None (with a warning naming the file) when it is corrupt or does not fit."""
     try:
         data = read_npz(path, ("scores", "sq_norms"))
@@ -142,9 +142,15 @@ def _load(path: Path, num_samples: int) -> MatchedScores | None:
 
 
 def compute_scores(
-    entry: CacheEntry, features: FeatureSet, tiles: Sequence[PairTile] | None = None, *, progress: bool = True
+    entry: CacheEntry,
+    features: FeatureSet,
+    tiles: Sequence[PairTile] | None = None,
+    *,
+    progress: bool = True,
+    workers: int | None = None,
 ) -> MatchedScores:
-    """The entry's matched scores of every pair, or only of the pairs of ``tiles`` (NaN elsewhere)."""
+    """The entry's matched scores of every pair, or only of the pairs of ``tiles`` (NaN elsewhere), on
+    ``workers`` threads (default: every core)."""
     reps = np.array(features.layer(entry.layer))  # into memory (the engine wants a writable array)
     engine_tiles = None
     if tiles is not None:
@@ -152,7 +158,9 @@ def compute_scores(
         bytes_per_pair = size * size * max(4, reps.dtype.itemsize)  # float16 is matched in float32
         align = block_side(size)
         engine_tiles = [block for tile in tiles for block in tile.engine_tiles(bytes_per_pair, align=align)]
-    return matched_scores(reps, entry.matcher, tiles=engine_tiles, progress=progress, **entry.options)
+    return matched_scores(
+        reps, entry.matcher, tiles=engine_tiles, progress=progress, workers=workers, **entry.options
+    )
 
 
 def assemble_entry(entry: CacheEntry, features: FeatureSet, *, progress: bool = True) -> MatchedScores | None:
@@ -196,7 +204,11 @@ def layer_scores(
     force = spec.force if force is None else force
     progress = spec.progress if progress is None else progress
     with entry.lock():
-        if entry.path.is_file() and not force and (cached := _load(entry.path, len(features))) is not None:
+        if (
+            entry.path.is_file()
+            and not force
+            and (cached := load_scores(entry.path, len(features))) is not None
+        ):
             log.info("layer %s, %s: cached scores %s", layer, entry.matcher, entry.path.name)
             return cached
         if not force and (assembled := assemble_entry(entry, features, progress=progress)) is not None:

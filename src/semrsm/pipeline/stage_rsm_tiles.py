@@ -1,9 +1,13 @@
-"""The ``rsm_tiles`` stage: tile i of n of the configured layers' semantic matching, for a launcher to spread.
+"""The ``rsm_tiles`` stage: the configured layers' semantic matching cut into pair tiles, spread either by a
+Lightning ``Trainer`` over processes (``experiment.tile_index=null``, the default) or by a launcher over jobs.
 
+    python experiments/run.py experiment=rsm_tiles experiment.trainer.devices=2 \\
+        experiment.trainer.strategy=ddp_spawn dataset=... backbone=... matcher=...      # 2 CPU processes
     python experiments/run.py -m hydra/launcher=joblib experiment=rsm_tiles \\
         experiment.tile_index=0,1,2,3 experiment.num_tiles=4 dataset=... backbone=... matcher=...
 
-Each job matches its tile's pairs (balanced and deterministic, see ``semrsm.pipeline.tiles``) under
+With the Trainer, every rank predicts every world_size-th missing tile (``semrsm.pipeline.rsm_predict``), each
+finished tile is stored as a part file, and rank zero assembles the layer's cache entry. As a sweep, each job its tile's pairs (balanced and deterministic, see ``semrsm.pipeline.tiles``) under
 ``cfg.matcher`` and writes them to the RSM cache as a part file of the layer's entry; a finished part or entry
 is not recomputed. The job that writes a layer's last part assembles the whole entry, which every later stage
 (retrieval, layers_cka, ...) then loads; parts still missing are computed by the next ``layer_scores`` call.
@@ -17,10 +21,11 @@ import time
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.rsm_cache import RSMSpec, assemble_entry, cache_entry, compute_scores
+from semrsm.pipeline.rsm_predict import check_trainer_options, match_layer
 from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
@@ -73,11 +78,17 @@ def layer_tile(
     return MERGED
 
 
-@register_stage("rsm_tiles", options=("layers", "tile_index", "num_tiles"))
+@register_stage("rsm_tiles", options=("layers", "tile_index", "num_tiles", "trainer"))
 def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    """Tile ``experiment.tile_index`` of ``experiment.num_tiles`` of every chosen layer's semantic matching."""
+    """Every tile of the chosen layers' semantic matching over the Trainer's processes (``tile_index`` null),
+    or tile ``experiment.tile_index`` of ``experiment.num_tiles`` (one job of a sweep)."""
     experiment = cfg.experiment
-    tile_index, num_tiles = check_tile_choice(experiment.tile_index, experiment.num_tiles, "experiment.")
+    sweep_job = experiment.tile_index is not None
+    if sweep_job:
+        tile_index, num_tiles = check_tile_choice(experiment.tile_index, experiment.num_tiles, "experiment.")
+    else:
+        tile_index, num_tiles = check_tile_choice(0, experiment.num_tiles, "experiment.")
+    trainer = check_trainer_options(OmegaConf.to_container(experiment.trainer, resolve=True))
     features = load_features(cfg, force=ctx.force)
     tile = PairTile(len(features), tile_index, num_tiles)
     layers = select_layers(features, experiment.layers)
@@ -86,27 +97,36 @@ def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     rows = []
     for layer in layers:
         start = time.perf_counter()
-        status = layer_tile(spec, features, layer, tile, force=ctx.force, progress=spec.progress)
+        if sweep_job:
+            status = layer_tile(spec, features, layer, tile, force=ctx.force, progress=spec.progress)
+        else:
+            entry = cache_entry(spec, features, layer, True)
+            status = CACHED if entry.path.is_file() and not ctx.force else MERGED
+            match_layer(entry, features, num_tiles, trainer, force=ctx.force)
         rows.append(
             {
                 **keys,
                 "layer": layer,
                 "spatial_size": features.spatial_size(layer),
-                "tile_index": tile_index,
+                "tile_index": tile_index if sweep_job else None,
                 "num_tiles": num_tiles,
-                "num_pairs": tile.num_pairs,
+                "num_pairs": tile.num_pairs if sweep_job else tile.num_samples * (tile.num_samples - 1) // 2,
                 "status": status,
                 "seconds": time.perf_counter() - start,
             }
         )
     table = pd.DataFrame(rows)
     ctx.logger.log_table("rsm_tiles", table)
+    job = (
+        {"tile_index": tile_index, "tile_pairs": tile.num_pairs}
+        if sweep_job
+        else {"devices": trainer["devices"]}
+    )
     return {
         "num_samples": len(features),
         "num_layers": len(layers),
-        "tile_index": tile_index,
         "num_tiles": num_tiles,
-        "tile_pairs": tile.num_pairs,
+        **job,
         "layers_computed": int(table["status"].isin([COMPUTED, MERGED]).sum()),
         "layers_merged": int((table["status"] == MERGED).sum()),
         "feature_key": features.key,

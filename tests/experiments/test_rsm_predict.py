@@ -1,0 +1,102 @@
+"""A layer's semantic matching as a Lightning prediction over pair tiles: one process, two DDP processes on the
+CPU (gloo, ddp_spawn), resumed from finished parts, and through the rsm_tiles stage. Results are compared bit for
+bit with a whole computation: the engine's products do not depend on the tiling (same machine and BLAS)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from stage_runs import tiny_feature_set
+from test_rsm_tiles import LAYERS, compose_tiny
+
+from semrsm.pipeline import rsm_cache
+from semrsm.pipeline.rsm_cache import RSMSpec, cache_entry, layer_scores
+from semrsm.pipeline.rsm_predict import PairTileMatcher, check_trainer_options, match_layer
+from semrsm.pipeline.stages import run_stage
+from semrsm.pipeline.tiles import PairTile, finished_tiles, save_part
+
+N = 14
+
+
+@pytest.fixture
+def features(tmp_path):
+    return tiny_feature_set(tmp_path, N, tokens=6)
+
+
+def _whole(tmp_path, features, layer="conv"):
+    return layer_scores(RSMSpec(tmp_path / "whole", "lapjv"), features, layer, True, progress=False)
+
+
+@pytest.fixture
+def computed_tiles(monkeypatch):
+    """The tiles the prediction computed in this process, in order."""
+    tiles = []
+    original = rsm_cache.compute_scores
+
+    def counting(entry, features, tiles_=None, **kwargs):
+        tiles.extend(tile.index for tile in tiles_ or [])
+        return original(entry, features, tiles_, **kwargs)
+
+    monkeypatch.setattr("semrsm.pipeline.rsm_predict.compute_scores", counting)
+    return tiles
+
+
+def test_one_process_predicts_every_tile_once_and_assembles_the_entry(tmp_path, features, computed_tiles):
+    entry = cache_entry(RSMSpec(tmp_path / "cache", "lapjv"), features, "conv", True)
+    got = match_layer(entry, features, 6)
+    assert computed_tiles == [0, 1, 2, 3, 4, 5]
+    assert entry.path.is_file() and not entry.parts_dir.exists()
+    torch.testing.assert_close(got.scores, _whole(tmp_path, features).scores, rtol=0, atol=0)
+    again = match_layer(entry, features, 6)  # cached: nothing predicted
+    assert computed_tiles == [0, 1, 2, 3, 4, 5] and torch.equal(again.scores, got.scores)
+
+
+def test_finished_parts_are_kept_and_only_the_missing_tiles_predicted(tmp_path, features, computed_tiles):
+    entry = cache_entry(RSMSpec(tmp_path / "cache", "lapjv"), features, "tokens", True)
+    whole = _whole(tmp_path, features, "tokens")
+    for index in (1, 4):
+        save_part(entry.parts_dir, PairTile(N, index, 5), whole)
+    got = match_layer(entry, features, 5)
+    assert computed_tiles == [0, 2, 3]
+    torch.testing.assert_close(got.scores, whole.scores, rtol=0, atol=0)
+
+
+def test_each_rank_takes_every_world_size_th_tile():
+    tiles = [PairTile(N, index, 7) for index in range(7)]
+
+    class Trainer:
+        def __init__(self, rank):
+            self.global_rank, self.world_size = rank, 3
+
+    taken = []
+    for rank in range(3):
+        module = PairTileMatcher(None, Path("unused"), tiles)
+        module.__dict__["_trainer"] = Trainer(rank)  # what the Trainer sets when it runs the module
+        taken.append([tile.index for tile in module.predict_dataloader()])
+    assert taken == [[0, 3, 6], [1, 4], [2, 5]]  # each tile once, the ranks' shares within one tile
+
+
+def test_unknown_trainer_option_is_named():
+    with pytest.raises(ValueError, match=r"unknown trainer option\(s\) \['device'\]; valid: \['accelerator'"):
+        check_trainer_options({"device": 2})
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_on_the_cpu_give_the_whole_result(tmp_path, features):
+    entry = cache_entry(RSMSpec(tmp_path / "cache", "lapjv"), features, "conv", True)
+    got = match_layer(entry, features, 6, {"devices": 2, "strategy": "ddp_spawn"})
+    torch.testing.assert_close(got.scores, _whole(tmp_path, features).scores, rtol=0, atol=0)
+    assert entry.path.is_file() and not finished_tiles(entry.parts_dir, N)
+
+
+def test_stage_spreads_the_tiles_with_its_trainer_and_later_runs_reuse_the_entry(tmp_path):
+    cfg = compose_tiny(tmp_path, LAYERS, "experiment.num_tiles=5")
+    summary = run_stage(cfg, tmp_path / "trainer")
+    assert summary["layers_merged"] == 2 and "tile_index" not in summary and summary["devices"] == 1
+    table = pd.read_csv(tmp_path / "trainer" / "results" / "tables" / "rsm_tiles.csv")
+    assert table["status"].tolist() == ["merged", "merged"] and (table["num_pairs"] == 66).all()
+    again = run_stage(compose_tiny(tmp_path, LAYERS, "experiment.num_tiles=5"), tmp_path / "b")
+    assert again["layers_computed"] == 0
+    with pytest.raises(ValueError, match=r"unknown trainer option\(s\) \['gpus'\]"):
+        run_stage(compose_tiny(tmp_path, LAYERS, "+experiment.trainer.gpus=1"), tmp_path / "bad")
