@@ -2,17 +2,22 @@
 CPU (gloo, ddp_spawn), resumed from finished parts, and through the rsm_tiles stage. Results are compared bit for
 bit with a whole computation: the engine's products do not depend on the tiling (same machine and BLAS)."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from stage_runs import tiny_feature_set
-from test_rsm_tiles import LAYERS, compose_tiny
+from test_rsm_tiles import LAYERS, REPO, TINY, compose_tiny
 
 from semrsm.pipeline import rsm_cache
-from semrsm.pipeline.rsm_cache import RSMSpec, cache_entry, layer_scores
+from semrsm.pipeline.rsm_cache import RSMSpec, cache_entry, layer_scores, load_scores
 from semrsm.pipeline.rsm_predict import PairTileMatcher, check_trainer_options, match_layer
+from semrsm.pipeline.stage_common import rsm_spec
+from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import run_stage
 from semrsm.pipeline.tiles import PairTile, finished_tiles, save_part
 
@@ -100,3 +105,32 @@ def test_stage_spreads_the_tiles_with_its_trainer_and_later_runs_reuse_the_entry
     assert again["layers_computed"] == 0
     with pytest.raises(ValueError, match=r"unknown trainer option\(s\) \['gpus'\]"):
         run_stage(compose_tiny(tmp_path, LAYERS, "+experiment.trainer.gpus=1"), tmp_path / "bad")
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_publishes_one_result_equal_to_the_whole(tmp_path):
+    """torchrun starts experiments/run.py twice: both ranks predict their share of the tiles through the same
+    stage, rank zero alone locks, assembles and publishes; the other rank leaves nothing behind."""
+    overrides = [LAYERS, "experiment.num_tiles=6", "logger=none"]
+    trainer = ["experiment.trainer.devices=2", "experiment.trainer.strategy=ddp"]
+    cfg = compose_tiny(tmp_path, *overrides)
+    features = load_features(cfg)  # extracted here, so the two ranks only match
+    env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    command = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]
+    run = [str(REPO / "experiments" / "run.py"), "experiment=rsm_tiles", *TINY, *overrides, *trainer]
+    done = subprocess.run(
+        [*command, *run], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    log = done.stdout + done.stderr
+    assert "rank 0: layer layer3" in log and "rank 1: layer layer3" in log
+    (run_dir,) = (tmp_path / "outputs" / "runs" / "rsm_tiles").iterdir()
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("results")) == ["results"]
+    table = pd.read_csv(run_dir / "results" / "tables" / "rsm_tiles.csv")
+    assert table["status"].tolist() == ["merged", "merged"]
+    for layer in ("layer3", "layer4"):
+        entry = cache_entry(rsm_spec(cfg), features, layer, True)
+        whole = layer_scores(RSMSpec(tmp_path / "whole", "lapjv"), features, layer, True, progress=False)
+        torch.testing.assert_close(
+            load_scores(entry.path, len(features)).scores, whole.scores, rtol=0, atol=0
+        )

@@ -116,9 +116,9 @@ def predict_tiles(
     features: FeatureSet,
     tiles: Sequence[PairTile],
     trainer_options: Mapping[str, Any] | None = None,
-) -> int:
+) -> pl.Trainer:
     """Compute the part files of ``tiles`` (of one partition of ``entry``'s pairs) with a Lightning ``Trainer``
-    built from ``trainer_options``; returns how many tiles this call computed (all ranks)."""
+    built from ``trainer_options``; returns the Trainer (after its processes' barrier: every part is written)."""
     options = {"accelerator": "cpu", "devices": 1, **check_trainer_options(trainer_options or {})}
     trainer = pl.Trainer(
         **options,
@@ -129,10 +129,13 @@ def predict_tiles(
         use_distributed_sampler=False,
         callbacks=[PartWriter()],
     )
-    with warnings.catch_warnings():  # the writer stores tiles, not batch indices, which Lightning cannot infer here
+    with (
+        warnings.catch_warnings()
+    ):  # the writer stores tiles, not batch indices, which Lightning cannot infer here
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
         trainer.predict(PairTileMatcher(entry, features.path, tiles), return_predictions=False)
-    return len(tiles)
+    trainer.strategy.barrier("rsm-tiles-written")
+    return trainer
 
 
 def match_layer(
@@ -154,10 +157,20 @@ def match_layer(
             return cached
         done = {tile.index for tile in finished_tiles(entry.parts_dir, len(features)).get(num_tiles, [])}
     missing = [PairTile(len(features), i, num_tiles) for i in range(num_tiles) if i not in done]
-    if missing:
-        predict_tiles(entry, features, missing, trainer_options)
-    with entry.lock():
-        assembled = assemble_entry(entry, features, progress=False)
-    if assembled is None:
-        raise RuntimeError(f"no tile parts of layer {entry.layer} were written to {entry.parts_dir}")
-    return assembled
+    trainer = predict_tiles(entry, features, missing, trainer_options) if missing else None
+    leader = trainer is None or trainer.is_global_zero
+    if leader:
+        with entry.lock():
+            assembled = assemble_entry(entry, features, progress=False)
+            if assembled is None and entry.path.is_file():  # assembled meanwhile by another process
+                assembled = load_scores(entry.path, len(features))
+        if assembled is None:
+            raise RuntimeError(f"no tile parts of layer {entry.layer} were written to {entry.parts_dir}")
+    if trainer is not None:
+        trainer.strategy.barrier("rsm-entry-assembled")  # the other ranks then load rank zero's entry
+    if leader:
+        return assembled
+    loaded = load_scores(entry.path, len(features))
+    if loaded is None:
+        raise RuntimeError(f"rank {trainer.global_rank}: no assembled entry at {entry.path}")
+    return loaded

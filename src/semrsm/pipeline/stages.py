@@ -12,6 +12,10 @@ config are complete (unless ``force``), opens the configured logger on a tempora
 stage, logs its summary and wall time, and publishes ``<run_dir>/results`` only on success. A failed
 stage leaves ``<run_dir>/results.failed`` (with status.json and the traceback) and the logger's wandb run
 finished; ``results`` is never half-written.
+
+When a launcher started several processes of one run (``torchrun``, SLURM ``srun``: ``RANK`` or
+``SLURM_PROCID`` above 0), only rank zero locks, logs and publishes; the other ranks run the stage for its
+distributed part (e.g. the Trainer of ``rsm_tiles``) with a disabled logger and leave nothing behind.
 """
 
 from __future__ import annotations
@@ -141,14 +145,46 @@ def completed_summary(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     return record.get("summary")
 
 
+def launcher_rank() -> int:
+    """This process's global rank when a launcher started several processes of one run (torchrun sets
+    ``RANK``, SLURM's srun ``SLURM_PROCID``); 0 otherwise."""
+    for variable in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(variable, "").isdigit():
+            return int(os.environ[variable])
+    return 0
+
+
 def run_stage(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Run the stage ``cfg.experiment.stage`` with results under ``<run_dir>/results``; returns its summary."""
     stage = validate_config(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if (rank := launcher_rank()) > 0:
+        return _run_follower(cfg, stage, run_dir, rank)
     waiting = f"another run of stage {stage.name} is using {run_dir}; waiting for it to finish"
     with file_lock(run_dir, waiting=waiting):
         return _run_locked(cfg, stage, run_dir)
+
+
+def _run_follower(cfg: DictConfig, stage: Stage, run_dir: Path, rank: int) -> dict[str, Any]:
+    """``run_stage`` on a rank above zero: the same decision to skip as rank zero (complete results), else the
+    stage with a disabled logger in a scratch directory that is removed afterwards; nothing is published."""
+    if not cfg.force and (done := completed_summary(run_dir, stage_fingerprint(cfg))) is not None:
+        return done
+    scratch = run_dir / f"results.rank{rank}-{os.getpid()}"
+    make_logger = instantiate(cfg.logger, _partial_=True)
+    logger = make_logger(
+        out_dir=scratch, config={}, name=f"{cfg.experiment.name}-rank{rank}", mode="disabled"
+    )
+    try:
+        with logger:
+            return dict(
+                stage.run(
+                    cfg, RunContext(run_dir, scratch, logger, Path(cfg.paths.cache_dir), bool(cfg.force))
+                )
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run_locked(cfg: DictConfig, stage: Stage, run_dir: Path) -> dict[str, Any]:
