@@ -33,7 +33,9 @@ from semrsm.storage import CorruptFileError, atomic_save_npz, read_npz
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: keyed by the layer's feature checksum; per-pair products (tiling-independent)
+CACHE_FORMAT = (
+    3  # 2: keyed by the layer's feature checksum, tiling-independent; 3: diagonal blocks triangular
+)
 SPATIO_SEMANTIC = "identity"
 
 

@@ -162,15 +162,31 @@ def _squared_norms(sets: torch.Tensor, exponents: np.ndarray, block: int = 64) -
     return torch.from_numpy(sq_norms)
 
 
+def _products(left: torch.Tensor, right: torch.Tensor) -> np.ndarray:
+    if left.device.type == "cpu":
+        return left.numpy() @ right.numpy().T
+    return (left @ right.T).cpu().numpy()
+
+
 def block_products(sets: torch.Tensor, block_i: int, block_j: int, side: int) -> np.ndarray:
     """Inner products of the aligned sample blocks ``block_i`` and ``block_j`` (``side`` samples each, the last
     block of N shorter) as one (rows * S, cols * S) matrix in the input's precision: block (a, b) holds G of
-    samples side * block_i + a and side * block_j + b. Call with single-threaded BLAS."""
+    samples side * block_i + a and side * block_j + b. A diagonal block (``block_i == block_j``) holds only its
+    pairs a < b (one product per row of samples: each unordered pair once; zeros elsewhere). Every block is
+    computed the same way whichever tile asks for it. Call with single-threaded BLAS."""
     left = sets[block_i * side : (block_i + 1) * side].flatten(0, 1)
     right = sets[block_j * side : (block_j + 1) * side].flatten(0, 1)
-    if sets.device.type == "cpu":
-        return left.numpy() @ right.numpy().T
-    return (left @ right.T).cpu().numpy()
+    if block_i != block_j:
+        return _products(left, right)
+    size = sets.shape[1]
+    products = np.zeros(
+        (len(left), len(right)), dtype=np.float64 if sets.dtype == torch.float64 else np.float32
+    )
+    for start in range(0, len(left) - size, size):
+        products[start : start + size, start + size :] = _products(
+            left[start : start + size], right[start + size :]
+        )
+    return products
 
 
 def _by_block(rows: np.ndarray, cols: np.ndarray, side: int):
