@@ -18,7 +18,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -124,7 +124,7 @@ def _tally(verdict: Verdict) -> str:
     counts = verdict.evidence["outcome"].value_counts()
     total = int(counts.sum())
     support, contradict = int(counts.get(SUPPORTS, 0)), int(counts.get(CONTRADICTS, 0))
-    return f"{support} of {total} configuration(s) support, {contradict} contradict, {total - support - contradict} inconclusive"
+    return f"{support}/{total} configurations support, {contradict} contradict"
 
 
 def verdicts_view(verdicts: Sequence[Verdict], incomplete: Sequence[RunResult]) -> TableView:
@@ -135,18 +135,17 @@ def verdicts_view(verdicts: Sequence[Verdict], incomplete: Sequence[RunResult]) 
         basis = verdict.basis or "no finished results"
         if failed:
             basis += f"; {len(failed)} run(s) failed or unfinished"
-        result = "; ".join(part for part in (_tally(verdict), _effect_range(claim.id, verdict)) if part)
+        result = " · ".join(part for part in (_tally(verdict), _effect_range(claim.id, verdict)) if part)
         rows.append(
             {
                 "claim": claim.id,
                 "verdict": verdict.status,
-                "experiment": claim.experiment,
-                "the paper's claim": claim.statement,
+                "the paper's claim": f"{claim.statement} ({claim.experiment})",
                 "result": result,
                 "data and models": basis,
             }
         )
-    view = table_view(pd.DataFrame(rows), "Verdicts", filterable=False, css="verdicts")
+    view = replace(table_view(pd.DataFrame(rows), filterable=False, css="verdicts"), label="Verdicts")
     badges = [Cell(Markup(macro("badge", row["verdict"]))) for row in rows]
     links = [Cell(Markup(f'<a href="#claim-{row["claim"]}">{row["claim"]}</a>')) for row in rows]
     view = with_cells(with_cells(view, "verdict", badges), "claim", links)
