@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     # Third-party noise that says nothing about the run (as experiments/run.py silences it)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda r: "Tip:" not in r.getMessage()
+    )
 
     suite = load_suite(args.suite, tuple(args.overrides))
     for run in suite.runs:
