@@ -106,6 +106,9 @@ def test_claim_verdicts_match_the_tree(report):
         f'<span class="badge {s.replace(" ", "-")}">{s}</span>' for s in EXPECTED.values()
     ]
     assert "1/2 configurations support, 1 contradict · Δ Pearson -0.110 to +0.080" in verdicts
+    assert rows(verdicts)[1][-1] == (
+        "synthetic stand-in data + real pretrained (resnet18, vit_tiny); datasets: synthetic_scenes"
+    )
     c6 = rows(verdicts)[5]
     assert (
         c6[0] == '<a href="#claim-C6">C6</a>'

@@ -133,6 +133,9 @@ def verdicts_view(verdicts: Sequence[Verdict], incomplete: Sequence[RunResult]) 
     for claim, verdict in zip(CLAIMS, verdicts, strict=True):
         failed = failed_runs_of(claim, incomplete)
         basis = verdict.basis or "no finished results"
+        if "dataset" in verdict.evidence:
+            datasets = sorted({str(d) for d in verdict.evidence["dataset"].dropna()})
+            basis += f"; datasets: {', '.join(datasets)}" if datasets else ""
         if failed:
             basis += f"; {len(failed)} run(s) failed or unfinished"
         result = " · ".join(part for part in (_tally(verdict), _effect_range(claim.id, verdict)) if part)
