@@ -64,9 +64,13 @@ def opened(browser, tmp_path):
 
 
 def column(page, table_name: str, header: str) -> list[str]:
+    """The visible cells of a column, found by its header in the table's last header row."""
     table = page.get_by_role("table", name=table_name)
-    index = table.locator("th").all_inner_texts().index(header)
+    index = table.locator("thead tr:last-child th").all_inner_texts().index(header)
     return table.locator(f"tbody tr:visible td:nth-child({index + 1})").all_inner_texts()
+
+
+F1_TABLE = "F1@1 retrieval: semantic vs spatio-semantic RSM"
 
 
 def test_report_in_headless_chromium(opened, tmp_path):
@@ -75,31 +79,66 @@ def test_report_in_headless_chromium(opened, tmp_path):
     for claim, status in EXPECTED.items():
         label = page.locator(f"#claim-{claim} .badge")
         assert label.is_visible() and label.inner_text().lower() == status, claim
+        assert page.locator(f"#verdicts a[href='#claim-{claim}']").is_visible()
     page.locator("#claim-C4 summary").click()
     assert page.locator("#claim-C4 tr.fail").is_visible()
+
+    # the banners name the data and models
+    banner = page.locator("#table-f1 [data-banner]")
+    assert banner.is_visible() and "a synthetic stand-in for EgoObjects" in banner.inner_text()
+    crops = page.locator("#exp-translated_crops [data-banner]").first
+    crops.scroll_into_view_if_needed()
+    assert "resnet18_synthetic (trained here on synthetic data: 3 epoch(s)" in crops.inner_text()
+    assert "1 failed" in page.locator("header").inner_text()
 
     for name in ("crops_separation.csv", "retrieval.csv", "class_probability.csv", "matchers.csv"):
         table = page.get_by_role("table", name=name)
         table.scroll_into_view_if_needed()
         assert table.is_visible() and table.locator("tbody tr").count() >= 4, name
 
-    images = page.locator("figure img")
-    assert images.count() == 4
-    for index in range(images.count()):
-        image = images.nth(index)
-        image.scroll_into_view_if_needed()
-        assert image.is_visible()
-        assert image.evaluate("img => img.complete && img.naturalWidth > 0 && img.naturalHeight > 0")
+    # every image loads: the thumbnails, and each full-size image in its dialog
+    thumbs = page.locator("figure button.thumb img")
+    full = page.locator("dialog.lightbox img.full")
+    assert thumbs.count() == 4 and full.count() == 4
+    loaded = "img => img.complete && img.naturalWidth > 0 && img.naturalHeight > 0"
+    for index in range(thumbs.count()):
+        thumb = thumbs.nth(index)
+        thumb.scroll_into_view_if_needed()
+        assert thumb.is_visible() and thumb.evaluate(loaded)
+        assert full.nth(index).evaluate(loaded)
+
+    # click to enlarge: the dialog opens on the full-size image, Escape closes it
+    first = page.locator("figure").first
+    first.locator("button.thumb").click()
+    dialog = first.locator("dialog.lightbox")
+    assert dialog.evaluate("d => d.open") and dialog.locator("img.full").is_visible()
+    natural = dialog.locator("img.full").evaluate("img => img.naturalWidth")
+    assert natural == int(dialog.locator("img.full").get_attribute("width"))
+    assert natural > first.locator("button.thumb img").evaluate("img => img.naturalWidth")
+    page.keyboard.press("Escape")
+    assert not dialog.evaluate("d => d.open")
+
+    # the paper-style pivot table sorts (by a column under a group header) and filters
+    f1 = page.get_by_role("table", name=F1_TABLE)
+    f1.scroll_into_view_if_needed()
+    semantic = f1.locator("thead tr:last-child th", has_text="semantic").nth(1)  # cosine · semantic
+    semantic.click()
+    assert semantic.get_attribute("aria-sort") == "ascending"
+    assert column(page, F1_TABLE, "backbone") == ["vit_tiny", "resnet18"]  # 0.46 < 0.53
+    semantic.click()
+    assert column(page, F1_TABLE, "backbone") == ["resnet18", "vit_tiny"]
+    search = page.locator(f'input.filter[data-table="{f1.get_attribute("id")}"]')
+    search.fill("vit_tiny")
+    assert column(page, F1_TABLE, "backbone") == ["vit_tiny"]
+    assert search.locator("xpath=following-sibling::span[1]").inner_text() == "1 of 2 rows"
 
     scores = page.get_by_role("table", name="retrieval.csv").locator("th", has_text="f1_at_1")
     scores.click()
     ascending = [float(value) for value in column(page, "retrieval.csv", "f1_at_1")]
     assert ascending == sorted(ascending) and len(ascending) == 8
-    assert scores.get_attribute("aria-sort") == "ascending"
     scores.click()
     descending = [float(value) for value in column(page, "retrieval.csv", "f1_at_1")]
     assert descending == sorted(ascending, reverse=True) and descending[0] == pytest.approx(0.53)
-
     table_id = page.get_by_role("table", name="retrieval.csv").get_attribute("id")
     search = page.locator(f'input.filter[data-table="{table_id}"]')
     search.fill("vit_tiny rbf")

@@ -1,7 +1,8 @@
 """A tiny outputs/ tree that follows the results contract, written with the real RunLogger (wandb disabled).
 
 Verdicts it is built to give: C1 confirmed, C2 confirmed (a two-job retrieval sweep), C3 not run, C4 refuted
-(one configuration fails), C5 confirmed, C6 not run (its only run failed).
+(one configuration fails), C5 confirmed, C6 not run (its only run failed). The crops model, resnet18_synthetic,
+has a train run (3 epochs, 600 images, seed 0); the other models pass for real pretrained ones.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _crops() -> tuple[pd.DataFrame, pd.DataFrame]:
     for index, (layer, size, (semantic, spatial)) in enumerate(
         [("layer1", 16, (0.93, 0.71)), ("layer4", 2, (0.97, 0.9))]
     ):
-        keys = {"dataset": "synthetic_crops", "backbone": "resnet18", "layer": layer, "spatial_size": size,
+        keys = {"dataset": "synthetic_crops", "backbone": "resnet18_synthetic", "layer": layer, "spatial_size": size,
                 "kernel": "cosine", "matcher": "hungarian"}  # fmt: skip
         for rsm, auroc in [("semantic", semantic), ("spatio_semantic", spatial)]:
             rows.append({**keys, "rsm": rsm, "auroc": auroc, "same_mean": auroc - 0.1, "different_mean": 0.3})
@@ -107,8 +108,11 @@ def _matchers() -> tuple[pd.DataFrame, pd.DataFrame]:
             ("greedy", 0.1, 0.93, False),
             ("identity", 0.01, 0.0, False),
         ]:
-            keys = {"source": "features:resnet18/layer1", "spatial_size": size, "matcher": matcher}
-            rows.append({**keys, "ms_per_pair": ms * scale, "quality": quality, "exact": exact})
+            keys = {"source": "features:synthetic/resnet18", "dataset": "synthetic", "backbone": "resnet18",
+                    "layer": "layer1", "native_size": 64, "spatial_size": size, "matcher": matcher}  # fmt: skip
+            rows.append(
+                {**keys, "ms_per_pair": ms * scale, "quality": quality, "exact": exact, "n_pairs": 64}
+            )
             score = 10.0 + 10.0 * np.clip(quality + 0.01 * rng.standard_normal(64), None, 1.0)
             pairs.append(pd.DataFrame({**keys, "window": 128, "pair": np.arange(64), "reference": "hungarian",
                                        "cpu_ms": ms * scale * rng.uniform(0.9, 1.1, 64), "score": score,
@@ -130,17 +134,30 @@ def _config(experiment: str, stage: str, **choices: str) -> dict:
 
 
 def write_run(
-    run_dir: Path, experiment: str, stage: str, tables: dict, figures: dict, overrides: list[str]
+    run_dir: Path,
+    experiment: str,
+    stage: str,
+    tables: dict,
+    figures: dict,
+    overrides: list[str],
+    options: dict | None = None,
+    summary: dict | None = None,
 ) -> Path:
-    """One finished stage run as run_stage leaves it: <run_dir>/results with stage.json; returns results dir."""
+    """One finished stage run as run_stage leaves it: <run_dir>/results with stage.json; returns results dir.
+    ``options`` go into the config's experiment group, ``summary`` into stage.json's summary."""
     results = run_dir / "results"
     config = _config(experiment, stage, dataset="synthetic", backbone="resnet18")
+    config["experiment"].update(options or {})
     with RunLogger(results, config, mode="disabled", group=experiment, job_type=stage) as logger:
         for name, table in tables.items():
             logger.log_table(name, table)
         for name, figure in figures.items():
             logger.log_figure(name, figure)
-        summary = {"rows": sum(len(table) for table in tables.values()), "stage_wall_time_s": 1.5}
+        summary = {
+            "rows": sum(len(table) for table in tables.values()),
+            "stage_wall_time_s": 1.5,
+            **(summary or {}),
+        }
         logger.log_metrics(summary)
     record = {"stage": stage, "fingerprint": "f" * 16, "summary": summary}
     (results / "stage.json").write_text(json.dumps(record))
@@ -163,6 +180,18 @@ def write_failed_run(run_dir: Path, experiment: str, stage: str) -> Path:
 def write_outputs_tree(outputs: Path) -> Path:
     """Write the tree under `outputs` (runs, a retrieval sweep with its aggregate table, a failed run)."""
     runs, sweeps = outputs / "runs", outputs / "multirun"
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.4, 1.1], "val_loss": [1.9, 1.3, 1.2],
+                            "val_acc": [0.4, 0.6, 0.71]})  # fmt: skip
+    write_run(
+        runs / "train" / "resnet18_synthetic.seed=0",
+        "train",
+        "train",
+        {"history": history},
+        {},
+        ["seed=0"],
+        options={"checkpoint_name": "resnet18_synthetic_seed0.pt", "epochs": 3, "max_train_samples": 600},
+        summary={"val_acc": 0.71, "num_train_samples": 600},
+    )
     write_run(
         runs / "translated_crops" / "dataset=synthetic_crops",
         "translated_crops",

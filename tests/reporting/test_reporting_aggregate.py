@@ -1,11 +1,19 @@
 import json
+import re
 
 import pandas as pd
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from semrsm.reporting.aggregate import aggregate, collect_results, main, parse_override, read_overrides
+from semrsm.reporting.aggregate import (
+    aggregate,
+    collect_results,
+    main,
+    parse_override,
+    read_overrides,
+    to_markdown,
+)
 from semrsm.reporting.hydra_callback import AggregateResults
 
 
@@ -32,6 +40,22 @@ def sweep(tmp_path):
     return root
 
 
+def cells(line: str) -> list[str]:
+    """The cells of one Markdown table row, stripped (a \\| inside a cell is not a separator)."""
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def test_markdown_blanks_nan_escapes_pipes_and_keeps_four_digits():
+    table = pd.DataFrame({"run": ["a|b", "two\n lines"], "value": [0.123456, float("nan")], "n": [3, 4]})
+    lines = to_markdown(table).splitlines()
+    assert [cells(line) for line in (lines[0], lines[2], lines[3])] == [
+        ["run", "value", "n"],
+        ["a|b", "0.1235", "3"],
+        ["two lines", "", "4"],
+    ]
+    assert "a\\|b" in lines[2] and set(lines[1]) <= set("|:-")
+
+
 def test_three_jobs_become_one_table_with_override_columns(sweep):
     table = aggregate(sweep)
     assert list(table.columns) == ["job", "experiment", "kernel", "seed", "f1_at_1"]
@@ -41,8 +65,8 @@ def test_three_jobs_become_one_table_with_override_columns(sweep):
     written = pd.read_csv(sweep / "aggregate.csv")
     assert written["job"].astype(str).tolist() == ["0", "1", "2"]
     markdown = (sweep / "aggregate.md").read_text().splitlines()
-    assert markdown[0] == "| job | experiment | kernel | seed | f1_at_1 |"
-    assert len(markdown) == 5
+    assert cells(markdown[0]) == ["job", "experiment", "kernel", "seed", "f1_at_1"]
+    assert cells(markdown[2]) == ["0", "retrieval", "cosine", "7", "0.5"] and len(markdown) == 5
     # a second aggregation does not read its own output back in
     assert len(aggregate(sweep, pattern="*.csv")) == 6
 
@@ -96,7 +120,7 @@ def test_missing_inputs_raise(tmp_path):
 
 def test_command_line_and_hydra_callback(sweep, capsys):
     assert main([str(sweep), "--name", "summary"]) == 0
-    assert "| cosine |" in capsys.readouterr().out
+    assert "| cosine   |" in capsys.readouterr().out
     assert (sweep / "summary.csv").is_file()
     AggregateResults(name="from_callback").on_multirun_end(
         OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})

@@ -94,32 +94,102 @@ def test_metric_bars_one_panel_per_facet_one_bar_per_hue(tmp_path):
     assert _saved_size(figure, tmp_path) == _expected_size(figure)
 
 
-def test_metric_lines_and_matcher_tradeoff(tmp_path):
-    table = pd.DataFrame(
+def _tradeoff_table():
+    return pd.DataFrame(
         {
             "matcher": ["hungarian", "batch_optimal", "identity"] * 2,
             "spatial_size": [16] * 3 + [64] * 3,
-            "runtime_s": [1e-3, 2e-4, 1e-6, 1e-1, 5e-3, 1e-6],
+            "runtime_s": [1e-3, 2e-4, 0.0, 1e-1, 5e-3, 1e-6],
             "quality_ratio": [1.0, 0.99, 0.6, 1.0, 0.97, 0.55],
         }
     )
-    figure = figures.matcher_tradeoff(table)
-    assert figure.axes[0].get_yscale() == "log" and len(figure.axes[0].lines) == 3
-    assert _saved_size(figure, tmp_path) == _expected_size(figure)
-    lines = figures.metric_lines(table, x="spatial_size", y="quality_ratio", hue="matcher")
-    assert len(lines.axes[0].lines) == 3
 
 
-def test_matcher_tradeoff_ticks_only_the_spatial_sizes_and_never_crowds_labels():
-    sizes = [4, 16, 49, 64, 196, 256, 784]
-    table = pd.DataFrame(
-        {"matcher": "greedy", "spatial_size": sizes, "runtime_s": 1e-3, "quality_ratio": 0.9}
+def test_matcher_tradeoff_is_log_time_against_quality_one_curve_per_matcher(tmp_path):
+    figure = figures.matcher_tradeoff(
+        _tradeoff_table(), title="trade-off", runtime_label="time per pair (s)", quality_label="quality"
     )
-    for ax in figures.matcher_tradeoff(table).axes:
-        assert ax.get_xscale() == "log" and list(ax.get_xticks(minor=True)) == []
-        assert ax.get_xticks().tolist() == sizes
-        labels = [label.get_text() for label in ax.get_xticklabels()]
-        assert labels == ["4", "16", "49", "", "196", "", "784"]  # 64 and 256 sit too close to 49, 196
+    (ax,) = figure.axes
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("time per pair (s)", "quality")
+    curves = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert len(curves) == 3 and all(len(line.get_xdata()) == 2 for line in curves)  # 3 matchers x 2 sizes
+    markers = {line.get_marker() for line in ax.lines if line.get_linestyle() == "None"}
+    assert len(markers) == 2  # one marker shape per spatial size
+    hungarian = next(c for c in curves if list(c.get_ydata()) == [1.0, 1.0])
+    np.testing.assert_allclose(hungarian.get_xdata(), [1e-3, 1e-1])
+    identity = next(c for c in curves if list(c.get_ydata()) == [0.6, 0.55])
+    assert identity.get_xdata()[0] > 0  # a zero time is drawn at the axis floor, not lost on the log axis
+    (legend,) = figure.legends  # outside the axes: a figure legend, not an axes legend
+    assert ax.get_legend() is None
+    texts = [text.get_text() for text in legend.get_texts()]
+    assert texts == ["batch_optimal", "hungarian", "identity", "S = 16", "S = 64"]
+    assert _saved_size(figure, tmp_path) == _expected_size(figure)
+
+
+def test_single_point_plots_are_refused():
+    one = _tradeoff_table().iloc[:1]
+    with pytest.raises(ValueError, match="at least two"):
+        figures.matcher_tradeoff(one)
+    with pytest.raises(ValueError, match=">= 2 distinct values of 'spatial_size'"):
+        figures.metric_lines(
+            _tradeoff_table().assign(spatial_size=49), x="spatial_size", y="quality_ratio", hue="matcher"
+        )
+    lines = figures.metric_lines(
+        _tradeoff_table(), x="spatial_size", y="quality_ratio", hue="matcher", x_label="S", y_label="q"
+    )
+    assert len(lines.axes[0].lines) == 3 and (lines.axes[0].get_xlabel(), lines.axes[0].get_ylabel()) == (
+        "S",
+        "q",
+    )
+    assert lines.axes[0].get_legend() is None and len(lines.legends) == 1
+
+
+def test_long_titles_wrap_inside_the_figure(tmp_path):
+    title = (
+        "resnet18_synthetic layer1 (S=256) on synthetic_crops: cosine kernel, semantic RSM by lapjv matching"
+    )
+    figure = figures.metric_bars(_results_table(), value="f1", x="backbone", hue="invariant", title=title)
+    text = figure.get_suptitle()
+    assert "\n" in text and text.replace("\n", " ") == title
+    figure.savefig(tmp_path / "f.png")
+    box = figure._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.width  # not cut off on either side
+
+
+def test_crop_heatmaps_outline_same_image_blocks_and_label_the_colour_bar():
+    groups = np.repeat([0, 1, 2], 3)
+    rsm = np.eye(9) + 0.1
+    figure = figures.rsm_heatmaps(
+        {"a": rsm, "b": rsm}, groups=groups, value_label="cosine similarity", sample_label="crops"
+    )
+    panels = [ax for ax in figure.axes if ax.images]
+    colour_bar = next(ax for ax in figure.axes if not ax.images)
+    assert colour_bar.get_ylabel() == "cosine similarity"
+    for ax in panels:
+        boxes = [(p.get_x(), p.get_y(), p.get_width()) for p in ax.patches]
+        assert boxes == [(-0.5, -0.5, 3), (2.5, 2.5, 3), (5.5, 5.5, 3)]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="adjacent"):
+        figures.rsm_heatmaps({"a": rsm}, groups=[0, 1, 0, 1, 2, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match="groups has 4 labels"):
+        figures.rsm_heatmaps({"a": rsm}, groups=[0, 0, 1, 1])
+
+
+def test_metric_bars_draw_intervals_and_rename_hues():
+    table = _results_table().assign(low=lambda t: t["f1"] - 0.05, high=lambda t: t["f1"] + 0.1)
+    figure = figures.metric_bars(
+        table, value="f1", x="backbone", hue="invariant", interval=("low", "high"),
+        value_label="F1@1 (n=40 queries)", hue_names={True: "semantic", False: "spatio-semantic"},
+    )  # fmt: skip
+    ax = figure.axes[0]
+    assert ax.get_ylabel() == "F1@1 (n=40 queries)"
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["spatio-semantic", "semantic"]
+    errorbars = [c for c in ax.containers if hasattr(c, "has_yerr")]
+    segments = errorbars[0].lines[2][0].get_segments()  # spatio-semantic (False) bars of both backbones
+    assert [round(float(s[0][1]), 6) for s in segments] == [0.25, 0.25]
+    assert [round(float(s[1][1]), 6) for s in segments] == [0.4, 0.4]
 
 
 def test_bad_figure_input_raises():

@@ -69,12 +69,44 @@ def scatter_figure(
     for (layer, invariant), values in similarities.items():
         ax = axes[layers.index(layer), VARIANTS.index(invariant)]
         ax.scatter(divergences, values, s=4, alpha=0.4, linewidths=0)
-        variant = "invariant" if invariant else "not invariant"
-        ax.set_title(f"{layer}, {variant}: r = {correlations[layer, invariant]:.3f}", fontsize=9)
+        variant = "semantic" if invariant else "spatio-semantic"
+        r = correlations[layer, invariant]
+        ax.set_title(f"{layer}, {variant}: r = {r:.3f} (all pairs); {len(values)} pairs shown", fontsize=9)
         ax.set_xlabel("JSD of class probabilities")
         ax.set_ylabel(f"{kernel} similarity")
         ax.grid(alpha=0.3)
     return figure
+
+
+def correlation_figure(table: pd.DataFrame, columns: dict[str, Any]) -> Figure:
+    """Pearson and Spearman r (all pairs) per layer, semantic vs spatio-semantic, with their 95 % intervals;
+    the number of images and pairs in the axis label."""
+    long = pd.concat(
+        [
+            table.assign(
+                method=name, r=table[method], low=table[f"{method}_low"], high=table[f"{method}_high"]
+            )
+            for method, name in (("pearson", "Pearson"), ("spearman", "Spearman"))
+        ],
+        ignore_index=True,
+    )
+    images, pairs = int(table["n_images"].iloc[0]), int(table["n_pairs"].iloc[0])
+    title = (
+        f"{columns['backbone']} on {columns['dataset']}: similarity ({columns['kernel']}) vs JSD of predictions; "
+        f"semantic RSM by {columns['matcher']} matching; n = {images} images, {pairs} pairs"
+    )
+    return metric_bars(
+        long,
+        value="r",
+        x="layer",
+        hue="invariant",
+        facet="method",
+        interval=("low", "high"),
+        title=title,
+        value_label=f"r with JSD (n={images} images)",
+        hue_label="RSM (95 % CI)",
+        hue_names={True: "semantic", False: "spatio-semantic"},
+    )
 
 
 def summarize(table: pd.DataFrame) -> dict[str, Any]:
@@ -179,11 +211,7 @@ def class_probability(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.logger.log_figure(
         "scatter", scatter_figure(sampled, divergence[pair_rows, pair_cols], correlations, kernel)
     )
-    title = f"{columns['backbone']} on {columns['dataset']}: RSM vs JSD ({kernel}, {columns['matcher']})"
-    everything = table[table["pairs"] == ALL_PAIRS]
-    ctx.logger.log_figure(
-        "pearson", metric_bars(everything, value="pearson", x="layer", hue="invariant", title=title)
-    )
+    ctx.logger.log_figure("pearson", correlation_figure(table[table["pairs"] == ALL_PAIRS], columns))
     return {
         "num_samples": len(features),
         "num_classes": int(features.logits.shape[1]),

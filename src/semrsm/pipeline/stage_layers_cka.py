@@ -9,6 +9,7 @@ judges the slope of CKA against log2(spatial size) with its interval from those 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,6 +32,8 @@ from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import cka_heatmap, metric_lines
 from semrsm.similarity import cka
+
+log = logging.getLogger(__name__)
 
 
 def cka_matrix(
@@ -102,9 +105,19 @@ def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     labels = [f"{layer} (S={size})" for layer, size in zip(layers, sizes, strict=True)]
     heatmap = cka_heatmap(matrix, labels, labels, title=f"semantic (rows) vs spatio-semantic: {title}")
     ctx.logger.log_figure("cka_matrix", heatmap)
-    if len(layers) > 1:
-        lines = metric_lines(diagonal, x="spatial_size", y="cka", hue="kernel", title=title)
+    if len(set(sizes)) > 1:
+        lines = metric_lines(
+            diagonal,
+            x="spatial_size",
+            y="cka",
+            hue="kernel",
+            title=f"CKA(semantic, spatio-semantic) by spatial size: {title}",
+            x_label="spatial size S (positions per feature map)",
+            y_label=f"CKA (n={len(features)} images)",
+        )
         ctx.logger.log_figure("cka_vs_spatial_size", lines)
+    else:  # one size (e.g. every ViT block): a line needs two; cka_matrix shows the per-layer values
+        log.info("layers_cka: no cka_vs_spatial_size figure: every layer has spatial size %s", sizes[0])
     trend = size_trend(sizes, diagonal["cka"].tolist())
     return {
         "num_samples": len(features),

@@ -263,11 +263,19 @@ def matchers(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.logger.log_table("matchers_pairs", pair_rows)
     for source, source_rows in table.groupby("source", sort=False):
         kind = source.split(":")[0]
+        points = source_rows[["matcher", "spatial_size"]].drop_duplicates()
+        if len(points) < 2:
+            log.info(
+                "matchers: no trade-off figure for %s: one matcher at one size is a single point", source
+            )
+            continue
         figure = matcher_tradeoff(
             source_rows,
             runtime="ms_per_pair",
             quality="quality",
-            title=f"{source}: median CPU ms and quality (m - m_id)/(m_opt - m_id), {n_pairs} pairs per size",
+            title=f"Runtime vs matching quality, {source} ({n_pairs} pairs per spatial size)",
+            runtime_label="median CPU time per pair (ms, log scale)",
+            quality_label="quality (m - m_id) / (m_opt - m_id)",
         )
         ctx.logger.log_figure(f"matcher_tradeoff_{kind}", figure)
     return {

@@ -124,7 +124,7 @@ def retrievals_figure(
                     for i in row
                 ]
             )
-    return retrieval_grid(shown, retrieved, np.array(scores), query_titles, retrieved_titles, panel_size=2.8)
+    return retrieval_grid(shown, retrieved, np.array(scores), query_titles, retrieved_titles, panel_size=2.0)
 
 
 def retrieval_rows(

@@ -61,8 +61,16 @@ def checkpoint_path(cfg: DictConfig) -> Path:
 def history_figure(history: pd.DataFrame) -> Figure:
     """Loss (train and val) and val accuracy per epoch, in two panels."""
     long = history.melt(id_vars="epoch", value_vars=["train_loss", "val_loss", "val_acc"], var_name="series")
-    long["panel"] = long["series"].map(lambda s: "accuracy" if s.endswith("acc") else "loss")
-    return metric_lines(long, x="epoch", y="value", hue="series", facet="panel", title="training history")
+    long["panel"] = long["series"].map(lambda s: "accuracy" if s.endswith("acc") else "cross-entropy loss")
+    return metric_lines(
+        long,
+        x="epoch",
+        y="value",
+        hue="series",
+        facet="panel",
+        title="training history",
+        y_label="loss (nats) or accuracy (fraction)",
+    )
 
 
 @register_stage("train", options=OPTIONS)
@@ -103,7 +111,10 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     checkpoint = save_checkpoint(backbone, target)
     log.info("checkpoint written to %s", checkpoint)
     ctx.logger.log_table("history", history)
-    ctx.logger.log_figure("history", history_figure(history))
+    if history["epoch"].nunique() > 1:
+        ctx.logger.log_figure("history", history_figure(history))
+    else:
+        log.info("train: no history figure for a single epoch (see tables/history.csv)")
     last = history.iloc[-1]
     return {
         "val_acc": float(last["val_acc"]),

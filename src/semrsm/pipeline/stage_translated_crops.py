@@ -112,10 +112,24 @@ def translated_crops(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         keys = {**columns, "layer": layer, "spatial_size": size, **seed_key(cfg)}
         rows += separation_rows(rsms, groups, **keys)
         replicates.append(separation_bootstrap(rsms, groups, **keys))
-        title = f"{columns['backbone']} {layer} ({columns['kernel']}, {columns['matcher']})"
-        ordered = {name: rsm[np.ix_(order, order)] for name, rsm in rsms.items()}
-        ctx.logger.log_figure(figure_name("rsm", layer), rsm_heatmaps(ordered, title=title))
-        distributions = value_distributions(rsms, groups, ("same image", "different image"), title=title)
+        title = (
+            f"{columns['backbone']} {layer} (S={size}) on {columns['dataset']}: {columns['kernel']} kernel, "
+            f"semantic RSM by {columns['matcher']} matching"
+        )
+        ordered = {name.replace("_", "-"): rsm[np.ix_(order, order)] for name, rsm in rsms.items()}
+        value_label = f"{columns['kernel']} similarity"
+        heatmaps = rsm_heatmaps(
+            ordered,
+            title=title,
+            groups=groups[order],
+            value_label=value_label,
+            sample_label="crops by source image (boxes: same image)",
+        )
+        ctx.logger.log_figure(figure_name("rsm", layer), heatmaps)
+        named = {name.replace("_", "-"): rsm for name, rsm in rsms.items()}
+        distributions = value_distributions(
+            named, groups, ("same image", "different image"), title=title, value_label=value_label
+        )
         ctx.logger.log_figure(figure_name("distributions", layer), distributions)
     table = pd.DataFrame(rows)
     ctx.logger.log_table("crops_separation", table)

@@ -133,20 +133,21 @@ def collect_results(
     return pd.concat(tables, ignore_index=True, sort=False)
 
 
-def _markdown_cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return re.sub(r"\s+", " ", str(value)).replace("|", "\\|")
+def _markdown_cell(value: Any) -> Any:
+    if isinstance(value, str):
+        return re.sub(r"\s+", " ", value).replace("|", "\\|")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None  # tabulate's missingval: blank
+    return value
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (floats to 4 significant digits, NaN as blank)."""
-    header = "| " + " | ".join(_markdown_cell(column) for column in table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    rows = [
-        "| " + " | ".join(_markdown_cell(value) for value in row) + " |" for row in table.itertuples(False)
-    ]
-    return "\n".join([header, rule, *rows]) + "\n"
+    """A GitHub-flavoured Markdown table by pandas' ``DataFrame.to_markdown`` (tabulate): floats to 4
+    significant digits, NaN blank, ``|`` escaped and whitespace runs collapsed inside text cells."""
+    cells = table.astype(object).map(_markdown_cell)
+    cells = cells.astype(object).where(cells.notna(), None)  # map() infers dtypes again: NaN back to None
+    cells.columns = [_markdown_cell(str(column)) for column in table.columns]
+    return cells.to_markdown(index=False, tablefmt="pipe", floatfmt=".4g", missingval="") + "\n"
 
 
 def write_table(table: pd.DataFrame, stem: str | os.PathLike) -> tuple[Path, Path]:

@@ -5,12 +5,15 @@ Save them with `RunLogger.log_figure` or `figure.savefig(path)`.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from semrsm.metrics._checks import finite_matrix, to_numpy
 from semrsm.metrics.correlation import auroc, split_pairs_by_group
@@ -29,25 +32,94 @@ def _require_columns(table: pd.DataFrame, columns: Sequence[str | None]) -> None
         raise ValueError(f"table has no column(s) {missing}; columns are {list(table.columns)}")
 
 
+TITLE_SIZE = 11
+SIZE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
+
+
+def suptitle(figure: Figure, title: str | None, size: float = TITLE_SIZE) -> None:
+    """A figure title wrapped to the figure's width (about 0.6 em per character), so it is never cut off."""
+    if not title:
+        return
+    width_chars = max(20, int(figure.get_size_inches()[0] * 72 / (0.62 * size)))
+    figure.suptitle(textwrap.fill(title, width_chars), fontsize=size)
+
+
+def _outside_legend(
+    figure: Figure, handles: list, labels: list[str], title: str, loc: str = "outside lower center"
+) -> None:
+    """One legend for the whole figure, outside every axes (constrained layout makes room for it): below the
+    panels in one row by default, so it never meets the title."""
+    columns = len(labels) if loc == "outside lower center" else 1
+    figure.legend(
+        handles, labels, title=title, loc=loc, ncols=columns, fontsize=8, title_fontsize=9, frameon=False
+    )
+
+
+def group_blocks(groups: Any) -> list[tuple[int, int, Any]]:
+    """(start, stop, label) of each run of equal consecutive values of ``groups`` (samples sorted by group)."""
+    values = list(np.asarray(groups).ravel())
+    blocks, start = [], 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or values[index] != values[start]:
+            blocks.append((start, index, values[start]))
+            start = index
+    return blocks
+
+
 def rsm_heatmaps(
-    matrices: Mapping[str, Any], title: str | None = None, cmap: str = "viridis", panel_size: float = 3.0
+    matrices: Mapping[str, Any],
+    title: str | None = None,
+    cmap: str = "viridis",
+    panel_size: float = 3.0,
+    groups: Any = None,
+    value_label: str = "similarity",
+    sample_label: str = "sample",
 ) -> Figure:
-    """RSMs side by side (one panel per name) on one shared colour scale with one colour bar."""
+    """RSMs side by side (one panel per name) on one shared colour scale with one labelled colour bar.
+
+    ``groups`` (one label per sample, in the matrices' order, equal labels adjacent) outlines each group's block
+    on the diagonal (e.g. the crops of one source image) and labels the axes per group."""
     _nonempty(matrices, "matrices")
     values = {name: finite_matrix(matrix, f"matrices[{name!r}]") for name, matrix in matrices.items()}
     low = min(matrix.min() for matrix in values.values())
     high = max(matrix.max() for matrix in values.values())
-    figure = Figure(figsize=(panel_size * len(values) + 1.0, panel_size), layout="constrained")
+    blocks = []
+    if groups is not None:
+        sizes = {matrix.shape[0] for matrix in values.values()}
+        if len(np.asarray(groups).ravel()) not in sizes or len(sizes) != 1:
+            raise ValueError(
+                f"groups has {len(np.asarray(groups).ravel())} labels for matrices of sizes {sorted(sizes)}"
+            )
+        blocks = group_blocks(groups)
+        if len({label for *_, label in blocks}) != len(blocks):
+            raise ValueError(
+                "groups must be sorted so that equal labels are adjacent (sort the samples first)"
+            )
+    figure = Figure(figsize=(panel_size * len(values) + 1.2, panel_size + 0.6), layout="constrained")
     axes = figure.subplots(1, len(values), squeeze=False)[0]
     image = None
     for ax, (name, matrix) in zip(axes, values.items(), strict=True):
         image = ax.imshow(matrix, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
-        ax.set_title(name)
-        ax.set_xlabel("sample")
-    axes[0].set_ylabel("sample")
-    figure.colorbar(image, ax=list(axes), shrink=0.9)
-    if title:
-        figure.suptitle(title)
+        ax.set_title(name, fontsize=10)
+        for start, stop, _ in blocks:
+            ax.add_patch(
+                Rectangle(
+                    (start - 0.5, start - 0.5),
+                    stop - start,
+                    stop - start,
+                    fill=False,
+                    edgecolor="white",
+                    linewidth=1.0,
+                )
+            )
+        if blocks and len(blocks) <= 24:
+            centres = [(start + stop - 1) / 2 for start, stop, _ in blocks]
+            ax.set_xticks(centres, [str(label) for *_, label in blocks], fontsize=7)
+            ax.set_yticks(centres, [str(label) for *_, label in blocks], fontsize=7)
+    figure.supxlabel(sample_label, fontsize=9)
+    figure.supylabel(sample_label, fontsize=9)
+    figure.colorbar(image, ax=list(axes), shrink=0.9, label=value_label)
+    suptitle(figure, title)
     return figure
 
 
@@ -58,10 +130,12 @@ def value_distributions(
     bins: int = 40,
     title: str | None = None,
     panel_size: float = 3.0,
+    value_label: str = "similarity",
 ) -> Figure:
-    """Per RSM type, histograms (densities) of same-group vs different-group pair values, AUROC in the title."""
+    """Per RSM type, histograms (densities) of same-group vs different-group pair values, AUROC and the number
+    of pairs in the title, one legend outside the panels."""
     _nonempty(rsms, "rsms")
-    figure = Figure(figsize=(panel_size * 1.3 * len(rsms), panel_size), layout="constrained")
+    figure = Figure(figsize=(panel_size * 1.3 * len(rsms) + 1.4, panel_size + 0.4), layout="constrained")
     axes = figure.subplots(1, len(rsms), squeeze=False)[0]
     for ax, (name, rsm) in zip(axes, rsms.items(), strict=True):
         same, different = split_pairs_by_group(rsm, groups)
@@ -70,12 +144,13 @@ def value_distributions(
         edges = np.histogram_bin_edges(np.concatenate([same, different]), bins=bins)
         ax.hist(different, bins=edges, density=True, alpha=0.6, label=labels[1])
         ax.hist(same, bins=edges, density=True, alpha=0.6, label=labels[0])
-        ax.set_title(f"{name} (AUROC {auroc(same, different):.3f})")
-        ax.set_xlabel("similarity")
+        ax.set_title(f"{name} (AUROC {auroc(same, different):.3f})", fontsize=10)
+        ax.set_xlabel(value_label)
     axes[0].set_ylabel("density")
-    axes[0].legend()
-    if title:
-        figure.suptitle(title)
+    handles, names = axes[0].get_legend_handles_labels()
+    counts = {labels[0]: same.size, labels[1]: different.size}
+    _outside_legend(figure, handles, [f"{n} (n={counts[n]} pairs)" for n in names], "pairs")
+    suptitle(figure, title)
     return figure
 
 
@@ -165,8 +240,7 @@ def cka_heatmap(
         axes[1].set_xticks(range(values.shape[0]), row_labels, rotation=45, ha="right")
         axes[1].set_ylabel(f"{value_label} (diagonal)")
         axes[1].grid(alpha=0.3)
-    if title:
-        figure.suptitle(title)
+    suptitle(figure, title)
     return figure
 
 
@@ -185,42 +259,60 @@ def metric_bars(
     error: str | None = None,
     title: str | None = None,
     panel_size: float = 3.5,
+    interval: tuple[str, str] | None = None,
+    value_label: str | None = None,
+    x_label: str | None = None,
+    hue_label: str | None = None,
+    hue_names: Mapping[Any, str] | None = None,
 ) -> Figure:
     """Grouped bars of `value` per `x` category, one bar per `hue`, one panel per `facet` value.
 
     E.g. F1@1 with x="backbone", hue="invariant", facet="kernel". Rows with equal (facet, x, hue) are averaged;
-    `error` names a column of error-bar half-widths.
+    `error` names a column of error-bar half-widths, `interval` two columns (low, high) of an interval drawn as
+    the error bar instead. Axis labels default to the column names; `hue_names` renames hue values in the
+    legend, which sits outside the panels.
     """
-    _require_columns(table, [value, x, hue, facet, error])
+    _require_columns(table, [value, x, hue, facet, error, *(interval or ())])
     if table.empty:
         raise ValueError("table is empty")
     facets = _facets(table, facet)
-    figure = Figure(figsize=(panel_size * len(facets), panel_size), layout="constrained")
+    figure = Figure(figsize=(panel_size * len(facets) + 1.6, panel_size + 0.3), layout="constrained")
     axes = figure.subplots(1, len(facets), squeeze=False, sharey=True)[0]
     hues = sorted(table[hue].unique(), key=str)
     width = 0.8 / len(hues)
     for ax, (name, part) in zip(axes, facets, strict=True):
-        columns = [value] + ([error] if error else [])
+        columns = [value] + ([error] if error else []) + list(interval or ())
         means = part.groupby([x, hue], sort=True)[columns].mean()
         categories = sorted(part[x].unique(), key=str)
         positions = np.arange(len(categories))
         for h, hue_value in enumerate(hues):
-            heights = [means[value].get((c, hue_value), np.nan) for c in categories]
-            errors = [means[error].get((c, hue_value), np.nan) for c in categories] if error else None
+            heights = np.array([means[value].get((c, hue_value), np.nan) for c in categories])
+            errors = None
+            if interval:
+                lows = np.array([means[interval[0]].get((c, hue_value), np.nan) for c in categories])
+                highs = np.array([means[interval[1]].get((c, hue_value), np.nan) for c in categories])
+                errors = np.vstack([heights - lows, highs - heights])
+            elif error:
+                errors = [means[error].get((c, hue_value), np.nan) for c in categories]
+            label = str(hue_names.get(hue_value, hue_value)) if hue_names else str(hue_value)
             ax.bar(
                 positions + (h - (len(hues) - 1) / 2) * width,
                 heights,
                 width,
                 yerr=errors,
-                label=str(hue_value),
+                capsize=2,
+                label=label,
             )
         ax.set_xticks(positions, [str(c) for c in categories], rotation=30, ha="right")
-        ax.set_title(f"{facet} = {name}" if facet else value)
+        ax.set_xlabel(x_label or x)
+        if facet:
+            ax.set_title(f"{facet} = {name}", fontsize=10)
+        ax.axhline(0.0, color="black", linewidth=0.8)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel(value)
-    axes[-1].legend(title=hue)
-    if title:
-        figure.suptitle(title)
+    axes[0].set_ylabel(value_label or value)
+    handles, labels = axes[0].get_legend_handles_labels()
+    _outside_legend(figure, handles, labels, hue_label or hue)
+    suptitle(figure, title)
     return figure
 
 
@@ -244,38 +336,33 @@ def metric_lines(
     log_y: bool = False,
     title: str | None = None,
     panel_size: float = 3.5,
+    x_label: str | None = None,
+    y_label: str | None = None,
+    hue_label: str | None = None,
 ) -> Figure:
-    """Lines of mean `y` against numeric `x`, one line per `hue`, one panel per `facet` value."""
+    """Lines of mean `y` against numeric `x`, one line per `hue`, one panel per `facet` value, one legend
+    outside the panels. A panel needs at least two `x` values: a single point is no line (ValueError)."""
     _require_columns(table, [x, y, hue, facet])
     if table.empty:
         raise ValueError("table is empty")
     facets = _facets(table, facet)
-    figure = Figure(figsize=(panel_size * len(facets), panel_size), layout="constrained")
+    single = [str(name) for name, part in facets if part[x].nunique() < 2]
+    if single:
+        raise ValueError(
+            f"metric_lines needs >= 2 distinct values of {x!r} per panel; {single or 'the table'} has one"
+        )
+    figure = Figure(figsize=(panel_size * len(facets) + 1.6, panel_size), layout="constrained")
     axes = figure.subplots(1, len(facets), squeeze=False)[0]
     for ax, (name, part) in zip(axes, facets, strict=True):
         _draw_lines(ax, part, x, y, hue, log_y)
+        ax.set_xlabel(x_label or x)
+        ax.set_ylabel(y_label or y)
         if facet:
-            ax.set_title(f"{facet} = {name}")
-    axes[-1].legend(title=hue)
-    if title:
-        figure.suptitle(title)
+            ax.set_title(f"{facet} = {name}", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    _outside_legend(figure, handles, labels, hue_label or hue)
+    suptitle(figure, title)
     return figure
-
-
-def _log_size_ticks(ax: Any, sizes: Sequence[float], min_gap: float = 1 / 8) -> None:
-    """Log x-axis with a tick at each of ``sizes`` (no minor ticks), labelled as plain numbers; a label closer
-    than ``min_gap`` of the axis' log span to the previous label is left out, so labels never overlap."""
-    ticks = np.unique(np.asarray(sizes, dtype=float))
-    positions = np.log10(ticks)
-    gap = min_gap * (positions[-1] - positions[0])
-    labels, last = [], -np.inf
-    for tick, position in zip(ticks, positions, strict=True):
-        shown = position - last >= gap
-        labels.append(f"{tick:g}" if shown else "")
-        last = position if shown else last
-    ax.set_xscale("log")
-    ax.set_xticks(ticks, labels)
-    ax.set_xticks([], minor=True)
 
 
 def matcher_tradeoff(
@@ -285,19 +372,54 @@ def matcher_tradeoff(
     quality: str = "quality_ratio",
     matcher: str = "matcher",
     title: str | None = None,
+    runtime_label: str = "time per pair (s, log scale)",
+    quality_label: str = "matching quality (ratio to the optimum)",
 ) -> Figure:
-    """Per matcher against spatial size (log x): runtime (log y) and matching quality (ratio to the optimum)."""
+    """The runtime-quality trade-off of the matchers (the paper's Fig. 5): time per pair (log x) against
+    matching quality (y), one curve per matcher through its spatial sizes, one marker shape per spatial size.
+    Needs at least two points (ValueError otherwise); rows of one matcher and size are averaged."""
     _require_columns(table, [size, runtime, quality, matcher])
     if table.empty:
         raise ValueError("table is empty")
-    figure = Figure(figsize=(8.0, 3.5), layout="constrained")
-    runtime_ax, quality_ax = figure.subplots(1, 2)
-    _draw_lines(runtime_ax, table, size, runtime, matcher, log_y=True)
-    _draw_lines(quality_ax, table, size, quality, matcher, log_y=False)
-    quality_ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
-    for ax in (runtime_ax, quality_ax):
-        _log_size_ticks(ax, table[size].unique())
-    quality_ax.legend(title=matcher)
-    if title:
-        figure.suptitle(title)
+    means = table.groupby([matcher, size], sort=True)[[runtime, quality]].mean().reset_index()
+    if len(means) < 2:
+        raise ValueError("matcher_tradeoff needs at least two (matcher, size) points; the table has one")
+    positive = means[runtime] > 0
+    floor = means.loc[positive, runtime].min() / 2 if positive.any() else 1e-6
+    means[runtime] = means[runtime].where(positive, floor)  # a zero time shown at the axis' floor
+    sizes = sorted(means[size].unique())
+    markers = {s: SIZE_MARKERS[i % len(SIZE_MARKERS)] for i, s in enumerate(sizes)}
+    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = figure.subplots()
+    colours = {}
+    for name, part in means.groupby(matcher, sort=True):
+        part = part.sort_values(size)
+        (line,) = ax.plot(part[runtime], part[quality], linewidth=1.2, alpha=0.8)
+        colours[name] = line.get_color()
+        for _, row in part.iterrows():
+            ax.plot(
+                row[runtime],
+                row[quality],
+                marker=markers[row[size]],
+                color=line.get_color(),
+                markersize=6,
+                linestyle="",
+            )
+    ax.set_xscale("log")
+    ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+    ax.set_xlabel(runtime_label)
+    ax.set_ylabel(quality_label)
+    ax.grid(alpha=0.3)
+    matcher_handles = [Line2D([], [], color=c, linewidth=1.5) for c in colours.values()]
+    size_handles = [Line2D([], [], color="gray", marker=markers[s], linestyle="") for s in sizes]
+    figure.legend(
+        matcher_handles + size_handles,
+        [str(m) for m in colours] + [f"S = {s:g}" for s in sizes],
+        title="matcher / spatial size",
+        loc="outside right center",
+        fontsize=8,
+        title_fontsize=9,
+        frameon=False,
+    )
+    suptitle(figure, title)
     return figure

@@ -1,9 +1,14 @@
-"""The self-contained HTML report of everything under outputs/: claim verdicts, tables, figures, metadata, sweeps.
+"""The self-contained HTML report of everything under outputs/: claim verdicts, the paper's tables, experiments.
 
     python -m semrsm.reporting.report --outputs outputs --out outputs/report/index.html
 
 Reads only finished stage results (<run>/results with status "ok" and stage.json); failed or unfinished runs
-are listed with their error. One HTML file, no server, no network: images are embedded as data URIs.
+are counted in the header, named in the banner of the claims and experiments they belong to, and listed with
+their error. One HTML file rendered from the Jinja2 templates in ``templates/``; no server, no network: figures
+are embedded as downscaled thumbnails that open full size on click (``report_images``).
+
+The page: the verdicts (one row per claim), the paper-style tables (F1@1, Table 1 correlations, matcher
+runtime), each claim's rule and evidence, then per experiment its banner, figures, tables and run metadata.
 """
 
 from __future__ import annotations
@@ -11,28 +16,41 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from markupsafe import Markup
 
-from semrsm.reporting.claims import CLAIMS, STATUSES, Claim, Verdict, judge_claims
-from semrsm.reporting.report_html import badge, esc, figure_html, html_table, page
+from semrsm.reporting import banners
+from semrsm.reporting.claims import CLAIMS, CONTRADICTS, STATUSES, SUPPORTS, Claim, Verdict, judge_claims
+from semrsm.reporting.paper_tables import PaperTable, paper_tables
+from semrsm.reporting.report_html import Cell, TableView, macro, render, table_view, with_cells
+from semrsm.reporting.report_images import embed_image
 from semrsm.reporting.report_scan import RunResult, SweepTable, combined_tables, find_runs, find_sweep_tables
 from semrsm.storage import atomic_write_text
 
 TITLE = "Semantic RSM reproduction report"
 STAGE_ORDER = ("train", "translated_crops", "retrieval", "class_probability", "matchers", "layers_cka")
 SCHEME = (
-    "Verdicts: each configuration's effect (e.g. F1@1 gain, AUROC gain, correlation difference) has a 95 % "
-    "bootstrap interval over its independent units (queries, images, source images, pairs; training seeds "
-    "resampled too where models were trained). <b>confirmed</b> = every configuration's interval supports the "
-    "claim; <b>refuted</b> = at least one interval contradicts it (highlighted in the evidence); "
-    "<b>inconclusive</b> = neither; <b>not run</b> = no finished result bears on it. Each verdict names the "
-    "data and models it rests on (synthetic stand-in or real)."
+    "Each configuration's effect has a 95 % bootstrap interval over its independent units (queries, images, "
+    "source images, pairs; training seeds resampled too where models were trained). Confirmed = every "
+    "configuration's interval supports the claim; refuted = at least one contradicts it; inconclusive = neither; "
+    "not run = no finished result bears on it."
 )
+# the stage behind each claim and, for the retrieval claims, the datasets that belong to it
+CLAIM_STAGES = {"C1": "translated_crops", "C2": "retrieval", "C3": "retrieval", "C4": "class_probability",
+                "C5": "matchers", "C6": "layers_cka"}  # fmt: skip
+CLAIM_DATASETS = {"C2": ("egoobjects", "synthetic_scenes"), "C3": ("cityscapes", "synthetic_cityscapes")}
+# the headline effect of each claim's evidence: column and label
+EFFECTS = {"C1": ("auroc_gain", "AUROC gain"), "C2": ("f1_gain", "F1@1 gain"), "C3": ("f1_gain", "F1@1 gain"),
+           "C4": ("pearson_difference", "Δ Pearson"), "C5": ("quality", "batch_optimal quality"),
+           "C6": ("slope", "CKA slope per log2 S")}  # fmt: skip
+UNIT_TABLES = ("_bootstrap", "_queries", "_pairs")  # per-unit tables: counted, not rendered
+SEED = re.compile(r"(^|[.,/_-])seed=\d+")
 
 
 def anchor(experiment: str) -> str:
@@ -60,53 +78,230 @@ def _commit(run: RunResult) -> str:
     return f"{commit} (dirty)" if git.get("dirty") else commit
 
 
-def overview_section(complete: list[RunResult], incomplete: list[RunResult], sweeps: list[SweepTable]) -> str:
-    """Counts and wall time per stage."""
-    experiments = len({run.experiment for run in complete})
-    counts = (
-        f"<p>{len(complete)} finished run(s) in {experiments} experiment(s); "
-        f"{len(incomplete)} failed or unfinished run(s); {len(sweeps)} aggregated sweep table(s).</p>"
-    )
-    if not complete:
-        return (
-            f'<section id="overview"><h2>Overview</h2>{counts}<p class="note">Nothing to report yet: run '
-            "<code>make reproduce</code> or a stage first.</p></section>"
+def short_name(run: RunResult) -> str:
+    """The run's directory without the ``runs/<experiment>/`` (or ``multirun/``) prefix its section names."""
+    parts = Path(run.name).parts
+    return "/".join(parts[2:]) if len(parts) > 2 and parts[1] == run.experiment else run.name
+
+
+def _dataset(run: RunResult) -> str:
+    return str((run.config.get("dataset") or {}).get("name") or "")
+
+
+def failed_runs_of(claim: Claim, incomplete: Sequence[RunResult]) -> list[RunResult]:
+    """The failed or unfinished runs of the claim's stage (retrieval: of its datasets, or of unknown ones)."""
+    stage, datasets = CLAIM_STAGES.get(claim.id), CLAIM_DATASETS.get(claim.id)
+    found = []
+    for run in incomplete:
+        if run.stage != stage and not (not run.stage and run.experiment == stage):
+            continue
+        if datasets and _dataset(run) and not _dataset(run).startswith(tuple(datasets)):
+            if any(_dataset(run).startswith(other) for ids in CLAIM_DATASETS.values() for other in ids):
+                continue
+        found.append(run)
+    return found
+
+
+# verdicts and claims -----------------------------------------------------------------------------------------
+
+
+def _effect_range(claim: str, verdict: Verdict) -> str:
+    column, label = EFFECTS.get(claim, ("", ""))
+    evidence = verdict.evidence
+    if evidence.empty or column not in evidence:
+        return ""
+    values = pd.to_numeric(evidence[column], errors="coerce").dropna()
+    if values.empty:
+        return ""
+    if len(values) == 1:
+        return f"{label} {values.iloc[0]:+.3f}"
+    return f"{label} {values.min():+.3f} to {values.max():+.3f}"
+
+
+def _tally(verdict: Verdict) -> str:
+    if verdict.evidence.empty or "outcome" not in verdict.evidence:
+        return verdict.summary if verdict.status == "not run" else ""
+    counts = verdict.evidence["outcome"].value_counts()
+    total = int(counts.sum())
+    support, contradict = int(counts.get(SUPPORTS, 0)), int(counts.get(CONTRADICTS, 0))
+    return f"{support}/{total} configurations support, {contradict} contradict"
+
+
+def verdicts_view(verdicts: Sequence[Verdict], incomplete: Sequence[RunResult]) -> TableView:
+    """The first table: one row per claim with its verdict, statement, outcome counts, effect range, basis."""
+    rows = []
+    for claim, verdict in zip(CLAIMS, verdicts, strict=True):
+        failed = failed_runs_of(claim, incomplete)
+        basis = verdict.basis or "no finished results"
+        if "dataset" in verdict.evidence:
+            datasets = sorted({str(d) for d in verdict.evidence["dataset"].dropna()})
+            basis += f"; datasets: {', '.join(datasets)}" if datasets else ""
+        if failed:
+            basis += f"; {len(failed)} run(s) failed or unfinished"
+        result = " · ".join(part for part in (_tally(verdict), _effect_range(claim.id, verdict)) if part)
+        rows.append(
+            {
+                "claim": claim.id,
+                "verdict": verdict.status,
+                "the paper's claim": f"{claim.statement} ({claim.experiment})",
+                "result": result,
+                "data and models": basis,
+            }
         )
-    times = pd.DataFrame(
-        {"stage": [run.stage for run in complete], "wall": [_wall_time(run) for run in complete]}
+    view = replace(table_view(pd.DataFrame(rows), filterable=False, css="verdicts"), label="Verdicts")
+    badges = [Cell(Markup(macro("badge", row["verdict"]))) for row in rows]
+    links = [Cell(Markup(f'<a href="#claim-{row["claim"]}">{row["claim"]}</a>')) for row in rows]
+    view = with_cells(with_cells(view, "verdict", badges), "claim", links)
+    statement = [Cell(row["the paper's claim"], "statement") for row in rows]
+    basis = [Cell(row["data and models"], "basis") for row in rows]
+    return with_cells(with_cells(view, "the paper's claim", statement), "data and models", basis)
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    id: str
+    status: str
+    experiment: str
+    table: str
+    statement: str
+    summary: str
+    link: str | None
+    banner: banners.Banner
+    evidence: TableView | None
+
+
+def claim_views(
+    verdicts: Sequence[Verdict],
+    links: Mapping[str, str],
+    incomplete: Sequence[RunResult],
+    trained: dict[str, banners.Training],
+) -> list[ClaimView]:
+    views = []
+    for claim, verdict in zip(CLAIMS, verdicts, strict=True):
+        pairs = banners.pairs_of([verdict.evidence])
+        evidence = verdict.evidence
+        views.append(
+            ClaimView(
+                id=claim.id,
+                status=verdict.status,
+                experiment=claim.experiment,
+                table=claim.table,
+                statement=claim.statement,
+                summary=verdict.summary,
+                link=links.get(claim.table),
+                banner=banners.banner(pairs, trained, failed_runs_of(claim, incomplete)),
+                evidence=None if evidence.empty else table_view(evidence),
+            )
+        )
+    return views
+
+
+# experiments ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FigureView:
+    id: str
+    caption: str
+    detail: str
+    thumb_uri: str
+    thumb_width: int
+    thumb_height: int
+    full_uri: str
+    full_width: int
+    full_height: int
+
+
+def seed_groups(runs: Sequence[RunResult]) -> list[list[RunResult]]:
+    """Runs that differ only by their seed (``seed=<n>`` in the run name), each group in name order."""
+    groups: dict[str, list[RunResult]] = {}
+    for run in sorted(runs, key=lambda r: r.name):
+        groups.setdefault(SEED.sub(r"\1seed=*", run.name), []).append(run)
+    return list(groups.values())
+
+
+def figure_views(runs: Sequence[RunResult], outputs: Path) -> tuple[list[FigureView], str]:
+    """The figures of the first run of each seed group (thumbnail + full size) and a note on what is left out."""
+    views, left_out = [], 0
+    for group in seed_groups(runs):
+        shown = group[0]
+        left_out += sum(len(run.figures) for run in group[1:])
+        for name, path in shown.figures.items():
+            image = embed_image(path)
+            where = path.relative_to(outputs).as_posix() if path.is_relative_to(outputs) else str(path)
+            fmt = "lossless PNG" if image.full_format == "PNG" else "WebP of the PNG"
+            views.append(
+                FigureView(
+                    id=f"fig-{len(views)}-{anchor(shown.experiment)}",
+                    caption=f"{short_name(shown)} · {name}",
+                    detail=f"{image.full_width}x{image.full_height} px, full size as {fmt}: {where}",
+                    thumb_uri=image.thumb_uri,
+                    thumb_width=image.thumb_width,
+                    thumb_height=image.thumb_height,
+                    full_uri=image.full_uri,
+                    full_width=image.full_width,
+                    full_height=image.full_height,
+                )
+            )
+    note = ""
+    if left_out:
+        note = (
+            f"Click a figure to enlarge it. Shown: the figures of the first seed of each configuration; the "
+            f"{left_out} figure(s) of the other seeds look alike and are in their runs' results/figures/."
+        )
+    elif views:
+        note = "Click a figure to enlarge it."
+    return views, note
+
+
+def summary_view(runs: Sequence[RunResult]) -> TableView | None:
+    """stage.json summaries, keys split at their last "/" into scope (layer, kernel) and metric, so runs of
+    models with different layer names share the metric columns."""
+    rows = []
+    for run in runs:
+        for key, value in run.summary.items():
+            if not isinstance(value, int | float | str | bool) or key == "feature_key":
+                continue
+            scope, _, metric = key.rpartition("/")
+            rows.append({"run": short_name(run), "scope": scope, "metric": metric, "value": value})
+    if not rows:
+        return None
+    long = pd.DataFrame(rows)
+    wide = long.pivot_table(
+        index=["run", "scope"], columns="metric", values="value", aggfunc="first", sort=False
     )
-    per_stage = times.groupby("stage", sort=False)["wall"].agg(["count", "sum", "mean", "max"]).reset_index()
-    per_stage.columns = ["stage", "runs", "total wall time (s)", "mean wall time (s)", "max wall time (s)"]
-    table = html_table(per_stage, "Wall time per stage")
-    return f'<section id="overview"><h2>Overview</h2>{counts}{table}</section>'
+    wide = wide.reset_index()
+    wide.columns.name = None
+    if wide.drop(columns=["run", "scope"]).isna().to_numpy().mean() > 0.25:  # too sparse: keep it long
+        return table_view(long, "Summary metrics (stage.json), one row per value")
+    return table_view(wide, "Summary metrics (stage.json)")
 
 
-def claim_html(claim: Claim, verdict: Verdict, link: str | None) -> str:
-    """One claim: id, verdict, the paper's statement, the numbers, and the evidence rows."""
-    where = f' · <a href="#{esc(link)}">results</a>' if link else ""
-    evidence = ""
-    if not verdict.evidence.empty:
-        label = f"evidence ({len(verdict.evidence)} configuration(s))"
-        evidence = f"<details><summary>{label}</summary>{html_table(verdict.evidence)}</details>"
-    return (
-        f'<div class="claim {esc(verdict.status.replace(" ", "-"))}" id="claim-{esc(claim.id)}">'
-        f'<b>{esc(claim.id)}</b> {badge(verdict.status)} <span class="muted">{esc(claim.experiment)} · '
-        f"table {esc(claim.table)}.csv{where}</span>"
-        f'<div class="statement">{esc(claim.statement)}</div><div>{esc(verdict.summary)}</div>{evidence}</div>'
+def _run_table(runs: Sequence[RunResult]) -> TableView:
+    return table_view(
+        pd.DataFrame(
+            {
+                "run": [short_name(run) for run in runs],
+                "stage": [run.stage for run in runs],
+                "wall time (s)": [_wall_time(run) for run in runs],
+                "git commit": [_commit(run) for run in runs],
+                "device": [run.metadata.get("device") for run in runs],
+                "finished": [run.metadata.get("finished") for run in runs],
+            }
+        ),
+        f"Runs ({len(runs)})",
     )
 
 
-def claims_section(verdicts: list[Verdict], links: dict[str, str]) -> str:
-    """Every claim of the paper with its verdict."""
-    tally = ", ".join(f"{sum(v.status == status for v in verdicts)} {status}" for status in STATUSES)
-    cards = "".join(
-        claim_html(claim, verdict, links.get(claim.table))
-        for claim, verdict in zip(CLAIMS, verdicts, strict=True)
-    )
-    return f'<section id="claims"><h2>Claims of the paper ({tally})</h2><p class="note">{SCHEME}</p>{cards}</section>'
+@dataclass(frozen=True)
+class MetadataView:
+    name: str
+    facts: TableView
+    config: str
+    packages: TableView | None
 
 
-def _metadata_html(run: RunResult) -> str:
+def metadata_view(run: RunResult) -> MetadataView:
     meta = run.metadata
     wandb = meta.get("wandb") or {}
     facts = {
@@ -126,70 +321,83 @@ def _metadata_html(run: RunResult) -> str:
     facts_table = pd.DataFrame({"field": list(facts), "value": [str(value) for value in facts.values()]})
     packages = pd.DataFrame(sorted((meta.get("packages") or {}).items()), columns=["package", "version"])
     config = yaml.safe_dump(run.config, sort_keys=False) if run.config else "(no config recorded)\n"
-    return (
-        f"<details><summary>{esc(run.name)}: configuration, environment and packages</summary>"
-        f"{html_table(facts_table)}<h3>Configuration</h3><pre>{esc(config)}</pre>"
-        f"{html_table(packages, 'Package versions') if not packages.empty else ''}</details>"
+    return MetadataView(
+        run.name,
+        table_view(facts_table),
+        config,
+        table_view(packages, "Package versions") if not packages.empty else None,
     )
 
 
-def _figures_html(runs: Iterable[RunResult]) -> str:
-    figures = [
-        figure_html(path, f"{run.name} · {name}.png") for run in runs for name, path in run.figures.items()
-    ]
-    return f'<h3>Figures</h3><div class="figures">{"".join(figures)}</div>' if figures else ""
+@dataclass(frozen=True)
+class ExperimentView:
+    name: str
+    anchor: str
+    stages: str
+    banner: banners.Banner
+    claims: list[tuple[str, str]]
+    figures: list[FigureView]
+    figure_note: str
+    tables: list[TableView]
+    unit_tables: str
+    runs: TableView
+    summary: TableView | None
+    metadata: list[MetadataView]
 
 
-def experiment_section(experiment: str, runs: list[RunResult], verdicts: dict[str, Verdict]) -> str:
-    """One experiment: its claims, runs, summary metrics, tables, figures and run metadata."""
+def experiment_view(
+    experiment: str,
+    runs: list[RunResult],
+    failed: Sequence[RunResult],
+    verdicts: Mapping[str, Verdict],
+    trained: dict[str, banners.Training],
+    outputs: Path,
+) -> ExperimentView:
+    """One experiment: banner, claims, figures, tables (per-unit tables counted only), runs and metadata."""
     tables = combined_tables(runs)
-    judged = [claim for claim in CLAIMS if claim.table in tables]
-    claims = " ".join(
-        f'<a href="#claim-{esc(claim.id)}">{esc(claim.id)}</a> {badge(verdicts[claim.id].status)}'
-        for claim in judged
+    pairs = banners.pairs_of(tables.values())
+    if not pairs:  # e.g. train runs: their tables name no dataset or backbone, their configs do
+        pairs = set().union(*(banners.run_pairs(run) for run in runs))
+    shown, units = [], []
+    for name, table in sorted(tables.items()):
+        if name.endswith(UNIT_TABLES):
+            units.append(f"{name}.csv ({len(table)} rows)")
+            continue
+        table = table.assign(run=[n.split("/", 2)[-1] if n.count("/") >= 2 else n for n in table["run"]])
+        shown.append(table_view(table, f"{name}.csv"))
+    figures, note = figure_views(runs, outputs)
+    return ExperimentView(
+        name=experiment,
+        anchor=anchor(experiment),
+        stages=", ".join(sorted({run.stage for run in runs})),
+        banner=banners.banner(pairs, trained, failed),
+        claims=[(claim.id, verdicts[claim.id].status) for claim in CLAIMS if claim.table in tables],
+        figures=figures,
+        figure_note=note,
+        tables=shown,
+        unit_tables=", ".join(units),
+        runs=_run_table(runs),
+        summary=summary_view(runs),
+        metadata=[metadata_view(run) for run in runs],
     )
-    stages = ", ".join(sorted({run.stage for run in runs}))
-    runs_table = pd.DataFrame(
-        {
-            "run": [run.name for run in runs],
-            "stage": [run.stage for run in runs],
-            "wall time (s)": [_wall_time(run) for run in runs],
-            "git commit": [_commit(run) for run in runs],
-            "device": [run.metadata.get("device") for run in runs],
-            "finished": [run.metadata.get("finished") for run in runs],
-        }
+
+
+def overview_view(complete: Sequence[RunResult]) -> TableView | None:
+    """Runs and wall time per stage."""
+    if not complete:
+        return None
+    times = pd.DataFrame(
+        {"stage": [run.stage for run in complete], "wall": [_wall_time(run) for run in complete]}
     )
-    summary = pd.DataFrame([{"run": run.name, **run.summary} for run in runs])
-    parts = [
-        f'<section id="{anchor(experiment)}"><h2>Experiment {esc(experiment)} '
-        f'<span class="muted">(stage {esc(stages)})</span></h2>',
-        f"<p>Claims judged from these tables: {claims}</p>" if claims else "",
-        html_table(runs_table, f"Runs ({len(runs)})"),
-        html_table(summary, "Summary metrics (stage.json)") if len(summary.columns) > 1 else "",
-        *(html_table(table, f"{name}.csv") for name, table in sorted(tables.items())),
-        _figures_html(runs),
-        "<h3>Run metadata</h3>",
-        *(_metadata_html(run) for run in runs),
-        "</section>",
-    ]
-    return "".join(parts)
+    per_stage = times.groupby("stage", sort=False)["wall"].agg(["count", "sum", "mean", "max"]).reset_index()
+    per_stage.columns = ["stage", "runs", "total wall time (s)", "mean wall time (s)", "max wall time (s)"]
+    return table_view(per_stage, "Wall time per stage")
 
 
-def sweeps_section(sweeps: list[SweepTable], outputs: Path) -> str:
-    """Each sweep's aggregated table."""
-    if not sweeps:
-        return '<section id="sweeps"><h2>Sweeps</h2><p class="note">No aggregated sweep tables.</p></section>'
-    tables = [
-        html_table(
-            pd.read_csv(sweep.path), f"{sweep.experiment}: {sweep.path.relative_to(outputs).as_posix()}"
-        )
-        for sweep in sweeps
-    ]
-    return f'<section id="sweeps"><h2>Sweeps</h2>{"".join(tables)}</section>'
-
-
-def failures_section(incomplete: list[RunResult]) -> str:
+def failures_view(incomplete: Sequence[RunResult]) -> TableView | None:
     """Runs that failed or did not finish, with their error."""
+    if not incomplete:
+        return None
     table = pd.DataFrame(
         {
             "run": [f"{run.name}/{run.results_dir.name}" for run in incomplete],
@@ -199,7 +407,31 @@ def failures_section(incomplete: list[RunResult]) -> str:
             "error": [run.error or "" for run in incomplete],
         }
     )
-    return f'<section id="failed"><h2>Failed or unfinished runs</h2>{html_table(table)}</section>'
+    return table_view(table, f"{len(incomplete)} failed or unfinished run(s)", filterable=True)
+
+
+@dataclass(frozen=True)
+class PaperTableView:
+    anchor: str
+    banner: banners.Banner
+    table: TableView
+
+
+def paper_table_views(
+    found: Iterable[PaperTable], trained: dict[str, banners.Training], incomplete: Sequence[RunResult]
+) -> list[PaperTableView]:
+    stages = {"table-f1": "retrieval", "table-correlation": "class_probability", "table-runtime": "matchers"}
+    views = []
+    for paper in found:
+        failed = [run for run in incomplete if run.stage == stages.get(paper.key)]
+        view = table_view(paper.table, paper.title, paper.note, filterable=True)
+        views.append(
+            PaperTableView(paper.key, banners.banner(banners.pairs_of([paper.basis]), trained, failed), view)
+        )
+    return views
+
+
+# the report ----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -227,21 +459,54 @@ def render_report(inputs: ReportInputs) -> str:
     """The report as one HTML document."""
     complete, incomplete = inputs.complete, inputs.incomplete
     by_id = {claim.id: verdict for claim, verdict in zip(CLAIMS, inputs.verdicts, strict=True)}
+    trained = banners.trainings(complete)
     experiments = _experiment_order(complete)
     runs_of = {exp: [run for run in complete if run.experiment == exp] for exp in experiments}
     links = {name: anchor(exp) for exp in experiments for run in runs_of[exp] for name in run.tables}
-    sections = [
-        claims_section(inputs.verdicts, links),
-        overview_section(complete, incomplete, inputs.sweeps),
-        *(experiment_section(exp, runs_of[exp], by_id) for exp in experiments),
-        sweeps_section(inputs.sweeps, inputs.outputs),
-        failures_section(incomplete) if incomplete else "",
+    failed_of = {exp: [run for run in incomplete if run.experiment == exp] for exp in experiments}
+    nav = [
+        ("verdicts", "Verdicts"),
+        ("paper-tables", "Paper tables"),
+        ("claims", "Claims"),
+        ("overview", "Overview"),
     ]
-    nav = [("claims", "Claims"), ("overview", "Overview")]
     nav += [(anchor(exp), exp) for exp in experiments] + [("sweeps", "Sweeps")]
-    nav += [("failed", "Failed runs")] if incomplete else []
+    nav += [("failed", f"Failed runs ({len(incomplete)})")] if incomplete else []
+    failed_count = sum(run.status == "failed" for run in incomplete)
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return page(TITLE, f"{inputs.outputs.resolve()} · generated {generated}", nav, sections)
+    return render(
+        "report.html.j2",
+        title=TITLE,
+        subtitle=f"{inputs.outputs.resolve()} · generated {generated}",
+        counts={
+            "complete": len(complete),
+            "experiments": len(experiments),
+            "failed": failed_count,
+            "unfinished": len(incomplete) - failed_count,
+            "sweeps": len(inputs.sweeps),
+        },
+        tally=", ".join(
+            f"{sum(v.status == status for v in inputs.verdicts)} {status}" for status in STATUSES
+        ),
+        nav=nav,
+        scheme=SCHEME,
+        verdicts=verdicts_view(inputs.verdicts, incomplete),
+        paper_tables=paper_table_views(paper_tables(combined_tables(complete), by_id), trained, incomplete),
+        claims=claim_views(inputs.verdicts, links, incomplete, trained),
+        overview=overview_view(complete),
+        experiments=[
+            experiment_view(exp, runs_of[exp], failed_of[exp], by_id, trained, inputs.outputs)
+            for exp in experiments
+        ],
+        sweeps=[
+            table_view(
+                pd.read_csv(sweep.path),
+                f"{sweep.experiment}: {sweep.path.relative_to(inputs.outputs).as_posix()}",
+            )
+            for sweep in inputs.sweeps
+        ],
+        failed=failures_view(incomplete),
+    )
 
 
 def verdict_tables(verdicts: list[Verdict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -281,8 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(path.parent / "claim_evidence.csv", evidence.to_csv(index=False))
     for claim, verdict in zip(CLAIMS, inputs.verdicts, strict=True):
         print(f"{claim.id} {verdict.status:>12}: {verdict.summary}")
+    size = path.stat().st_size / 2**20
     print(
-        f"report: {path}; verdicts: {path.parent / 'verdicts.csv'}, evidence: {path.parent / 'claim_evidence.csv'}"
+        f"report: {path} ({size:.1f} MB); verdicts: {path.parent / 'verdicts.csv'}, "
+        f"evidence: {path.parent / 'claim_evidence.csv'}"
     )
     return 0
 
