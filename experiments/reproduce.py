@@ -26,7 +26,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-import pandas as pd
 from assets import missing_assets
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -37,6 +36,7 @@ from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.stages import completed_summary, run_stage, stage_fingerprint, validate_config
 from semrsm.reporting import report
 from semrsm.reporting.aggregate import write_table
+from semrsm.storage import join_run_tables
 
 EXIT_MISSING_ASSETS = 2
 
@@ -105,20 +105,21 @@ def summarize(suite: Suite) -> Path:
     """Print where every table and figure is; concatenate each table over the suite's runs (column ``run``)
     into ``<output_dir>/reproduce/<suite>/<table>.csv`` (and .md); returns that directory."""
     target = Path(suite.runs[0].cfg.paths.output_dir) / "reproduce" / suite.name
-    tables: dict[str, list[pd.DataFrame]] = {}
+    runs = []
     _say(f"\nResults of suite {suite.name}:")
     for run in suite.runs:
         results = run.run_dir / "results"
         _say(f"  {run.label}: {results}")
-        for table in _files(results, "tables", ".csv"):
+        tables = _files(results, "tables", ".csv")
+        for table in tables:
             _say(f"    table  {table}")
-            tables.setdefault(table.stem, []).append(pd.read_csv(table).assign(run=run.label))
         for figure in _files(results, "figures", ".png"):
             _say(f"    figure {figure}")
+        runs.append((run.label, {table.stem: table for table in tables}))
     target.mkdir(parents=True, exist_ok=True)
     _say(f"Tables of the whole suite (one row set per run, column 'run'): {target}")
-    for name, parts in sorted(tables.items()):
-        csv_path, _ = write_table(pd.concat(parts, ignore_index=True, sort=False), target / name)
+    for name, table in sorted(join_run_tables(runs).items()):
+        csv_path, _ = write_table(table, target / name)
         _say(f"  {csv_path}")
     return target
 

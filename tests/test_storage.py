@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -20,6 +21,7 @@ from semrsm.storage import (
     content_hash,
     file_checksum,
     file_lock,
+    join_run_tables,
     publish_dir,
     read_json,
     read_npz,
@@ -140,3 +142,14 @@ def test_file_lock_waits_for_another_process_and_says_so(tmp_path, caplog):
         assert lock.with_suffix(".released").exists()  # we got the lock only once the holder let it go
     holder.join()
     assert "busy elsewhere" in caplog.text
+
+
+def test_join_run_tables_stacks_each_table_with_the_run_first(tmp_path):
+    for run, rows in (("a", [1, 2]), ("b", [3])):
+        (tmp_path / run).mkdir()
+        pd.DataFrame({"x": rows, "run": "stale"}).to_csv(tmp_path / run / "t.csv", index=False)
+    (tmp_path / "b" / "empty.csv").write_text("")
+    runs = [(run, {p.stem: p for p in sorted((tmp_path / run).glob("*.csv"))}) for run in ("a", "b")]
+    joined = join_run_tables(runs)
+    assert list(joined) == ["t"]
+    assert joined["t"].to_dict("list") == {"run": ["a", "a", "b"], "x": [1, 2, 3]}

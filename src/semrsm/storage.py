@@ -9,6 +9,7 @@
   ``NoSpaceError`` naming the directory and the bytes needed, never SIGBUS on a later write to the map);
   ``disk_full_as_error`` translates ENOSPC/EDQUOT/EROFS of any write the same way.
 - ``file_lock``: an exclusive inter-process lock on a file or directory, logging when it has to wait.
+- Tables: ``join_run_tables`` stacks each named CSV table of several runs into one, with a leading run column.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import shutil
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +197,28 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     with atomic_path(path) as temporary:
         np.savez(temporary, **arrays)
     return Path(path)
+
+
+def join_run_tables(
+    runs: Iterable[tuple[str, Mapping[str, str | os.PathLike]]], column: str = "run"
+) -> dict[str, pd.DataFrame]:
+    """Per table name, the rows of every run's CSV file of that name stacked into one table whose first column
+    ``column`` holds the run's label. ``runs``: (label, {table name: CSV path}); empty files are skipped."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for label, tables in runs:
+        for name, path in tables.items():
+            try:
+                table = pd.read_csv(path)
+            except pd.errors.EmptyDataError:
+                continue
+            parts.setdefault(name, []).append(
+                table.drop(columns=column, errors="ignore").assign(**{column: label})
+            )
+    joined = {}
+    for name, frames in parts.items():
+        table = pd.concat(frames, ignore_index=True, sort=False)
+        joined[name] = table[[column, *table.columns.drop(column)]]
+    return joined
 
 
 def publish_dir(source: str | os.PathLike, target: str | os.PathLike) -> None:

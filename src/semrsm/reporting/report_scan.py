@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from semrsm.storage import join_run_tables
+
 RUN_ROOTS = ("runs", "multirun")
 RESULTS, FAILED = "results", "results.failed"
 SKIPPED_DIRS = ("wandb", "tables", "figures")
@@ -125,18 +127,4 @@ def find_sweep_tables(outputs: str | os.PathLike) -> list[SweepTable]:
 
 def combined_tables(runs: list[RunResult]) -> dict[str, pd.DataFrame]:
     """Per table name, the rows of every finished run's tables/<name>.csv, with a leading `run` column."""
-    parts: dict[str, list[pd.DataFrame]] = {}
-    for run in runs:
-        if not run.complete:
-            continue
-        for name, path in run.tables.items():
-            try:
-                table = pd.read_csv(path)
-            except pd.errors.EmptyDataError:
-                continue
-            parts.setdefault(name, []).append(table.assign(**{RUN_COLUMN: run.name}))
-    combined = {}
-    for name, frames in parts.items():
-        table = pd.concat(frames, ignore_index=True)
-        combined[name] = table[[RUN_COLUMN, *table.columns.drop(RUN_COLUMN)]]
-    return combined
+    return join_run_tables(((run.name, run.tables) for run in runs if run.complete), RUN_COLUMN)
