@@ -25,6 +25,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from semrsm.pipeline import lineage
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
 from semrsm.pipeline.tiles import PairTile, assemble_parts, most_complete_partition
 from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
@@ -175,6 +176,7 @@ def layer_scores(
     recomputes every pair and drops the parts; ``progress`` shows a bar."""
     entry = cache_entry(cfg, features, layer, invariant)
     force = bool(cfg.get("force", False)) if force is None else force
+    lineage.note_rsm(entry.path, entry.key, features.key, layer=layer, matcher=entry.matcher)
     with entry.lock():
         if entry.path.is_file() and not force and (cached := _load(entry.path, len(features))) is not None:
             log.info("layer %s, %s: cached scores %s", layer, entry.matcher, entry.path.name)

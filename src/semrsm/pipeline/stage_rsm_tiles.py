@@ -79,7 +79,9 @@ def layer_tile(
     return MERGED
 
 
-@register_stage("rsm_tiles", options=("layers", "tile_index", "num_tiles"))
+@register_stage(
+    "rsm_tiles", options=("layers", "tile_index", "num_tiles"), uses=("dataset", "backbone", "matcher")
+)
 def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Tile ``experiment.tile_index`` of ``experiment.num_tiles`` of every chosen layer's semantic matching."""
     experiment = cfg.experiment
