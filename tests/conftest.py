@@ -1,4 +1,5 @@
 """Shared test settings: everything offline, wandb disabled, one torch thread per worker."""
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -244,7 +244,9 @@ def pair_rows(size, matcher, cpu_ms, scores, identity=1.0, optimum=2.0):
 
 
 def test_table_rows_and_largest_size_summary():
-    four = pd.concat([pair_rows(4, "lapjv", [2.0, 4.0, 9.0], [2.0] * 3), pair_rows(4, "greedy", 1.0, [0.5, 1.5, 2.0])])
+    four = pd.concat(
+        [pair_rows(4, "lapjv", [2.0, 4.0, 9.0], [2.0] * 3), pair_rows(4, "greedy", 1.0, [0.5, 1.5, 2.0])]
+    )
     nine = pd.concat([pair_rows(9, "lapjv", 8.0, [2.0] * 3), pair_rows(9, "identity", 1.0, [1.0] * 3)])
     table = pd.DataFrame(table_rows(four, "lapjv", source="s") + table_rows(nine, "lapjv", source="s"))
     assert table["speedup_vs_reference"].tolist() == [1.0, 4.0, 1.0, 8.0]  # medians: 4 / 1 and 8 / 1
