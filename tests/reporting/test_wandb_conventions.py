@@ -1,5 +1,6 @@
 """W&B conventions: tags of the choices a stage uses, groups, artifact names, layer-independent summaries."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,26 @@ def test_layer_statistics_use_the_deepest_layer_and_the_mean():
     }
     with pytest.raises(ValueError, match="no layer values"):
         conventions.layer_statistics("auroc_gain", [])
+
+
+def test_a_sweep_names_one_group_for_its_jobs_and_keeps_a_given_one(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from semrsm.reporting.hydra_callback import AggregateResults
+
+    monkeypatch.delenv(conventions.GROUP_ENV, raising=False)
+    config = OmegaConf.create(
+        {"experiment": {"name": "retrieval"}, "hydra": {"sweep": {"dir": str(tmp_path)}}}
+    )
+    callback = AggregateResults(pattern="results/metrics.json", tables=False)
+    callback.on_multirun_start(config)
+    group = conventions.invocation_group("retrieval")
+    assert group.startswith("retrieval-sweep-") and conventions.invocation_group("retrieval") == group
+    (tmp_path / "job" / "results").mkdir(parents=True)
+    (tmp_path / "job" / "results" / "metrics.json").write_text('{"f1_gain/min": 0.1}')
+    callback.on_multirun_end(config)
+    assert conventions.GROUP_ENV not in os.environ  # the next invocation gets its own
+    monkeypatch.setenv(conventions.GROUP_ENV, "offline-20250101T000000Z-abcdef")  # e.g. set by make reproduce
+    callback.on_multirun_start(config)
+    callback.on_multirun_end(config)
+    assert conventions.invocation_group("x") == "offline-20250101T000000Z-abcdef"
