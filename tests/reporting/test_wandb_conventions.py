@@ -35,6 +35,7 @@ def test_tags_name_only_the_choices_used_with_full_names_and_the_data_kind():
         "backbone": "resnet18_synthetic",
         "kernel": "cosine+rbf",
         "data": "synthetic",
+        "setup": "resnet18_synthetic on synthetic_scenes",
     }
     assert "data:real" in conventions.run_tags({"dataset": ["photo_views"], "backbone": ["mobilenet_v2"]})
 

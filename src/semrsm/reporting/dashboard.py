@@ -8,7 +8,8 @@ C2/C3 F1@1 semantic vs spatio-semantic per kernel, grouped by backbone (and the 
 Pearson/Spearman of similarity vs JSD, both RSMs; C5 runtime vs quality, one scatter per matcher (each point a
 run's features at their largest spatial size); C6 CKA against spatial size (a line per run) and at the first
 and last layer; training curves; the verdict table of the ``verdicts`` runs. Bars group the runs by
-``choices.backbone`` (the config labels every run carries), averaging over seeds with their min-max range.
+``choices.setup`` (``<backbone> on <dataset>``, a config label every run carries), averaging over seeds with
+their min-max range.
 
 Which kernels and matchers get panels: those the local runs under ``--outputs`` logged (their metrics.json,
 the same summary as in W&B), else every kernel and matcher. The spec is always written to
@@ -31,7 +32,7 @@ from semrsm.reporting.wandb_conventions import KERNELS, VARIANTS
 from semrsm.storage import atomic_write_json
 
 MATCHERS = ("hungarian", "lapjv", "greedy", "topk_greedy", "batch_optimal", "auction", "identity")
-BACKBONE = "choices.backbone"
+GROUP_BY = "choices.setup"  # "<backbone> on <dataset>": bars per model and data, seeds aggregated
 HISTORY_KEYS = {  # keys logged as history (line charts), not summary
     "cka_by_size/spatial_size",
     "cka_by_size/cka",
@@ -201,7 +202,7 @@ def _panel(spec: PanelSpec) -> Any:
             title=spec.title,
             metrics=list(spec.keys),
             orientation="v",
-            groupby=wr.Config(BACKBONE),
+            groupby=wr.Config(GROUP_BY),
             groupby_aggfunc="mean",
             groupby_rangefunc="minmax",
             **options,
@@ -236,7 +237,7 @@ def build_workspace(entity: str, project: str, specs: Sequence[SectionSpec]) -> 
         settings=ws.WorkspaceSettings(x_axis="Step"),
         runset_settings=ws.RunsetSettings(
             groupby=[expr.Metric("Group")],
-            pinned_columns=["run:state", "tags:__ALL__", "config:choices.backbone.value"],
+            pinned_columns=["run:state", "tags:__ALL__", "config:choices.setup.value"],
         ),
     )
 

@@ -37,6 +37,7 @@ from semrsm.reporting.wandb_conventions import artifact_name
 from semrsm.storage import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
 
 MODES = ("online", "offline", "disabled")
+CHECKSUM_LIMIT = 2**30  # referenced files up to 1 GiB are checksummed (read, not uploaded)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -275,10 +276,11 @@ class RunLogger:
 
     def _add_path(self, artifact: Any, source: Path, reference: bool) -> None:
         """Add ``source`` to ``artifact``: a file:// reference (nothing copied; a file's checksum is computed
-        unless it is larger than the artifact file limit) or, for small files, the file itself."""
+        up to CHECKSUM_LIMIT, beyond that and for directories the path identifies it: the caches' paths hold
+        their content keys) or the file itself."""
         if reference:
-            small = source.is_file() and source.stat().st_size <= self.artifact_file_limit
-            artifact.add_reference(source.resolve().as_uri(), name=source.name, checksum=small)
+            hashed = source.is_file() and source.stat().st_size <= CHECKSUM_LIMIT
+            artifact.add_reference(source.resolve().as_uri(), name=source.name, checksum=hashed)
         elif source.is_dir():
             artifact.add_dir(str(source))
         else:

@@ -9,8 +9,8 @@
 - ``tags``: only the choices the stage uses, by their config names: ``dataset:<name>``, ``backbone:<name>``
   (``resnet18_synthetic``, not the architecture), ``kernel:<name>`` for each kernel it computes,
   ``matcher:<name>`` for each matcher it runs, and ``data:synthetic`` or ``data:real``.
-- labels: the same choices in the run config under ``choices`` (``choices.backbone`` ...), so a workspace
-  groups and filters by them.
+- labels: the same choices in the run config under ``choices`` (``choices.backbone`` ..., and ``choices.setup``
+  = ``<backbone> on <dataset>``), so a workspace groups and filters by them.
 - summary keys never name a layer: a metric computed per layer is summarised as ``<metric>/last`` (the deepest
   layer the stage evaluated) and ``<metric>/mean`` (mean over the evaluated layers); see ``SUMMARY_KEYS``.
   The long-form tables keep one row per layer.
@@ -83,7 +83,8 @@ def data_label(dataset: str) -> str:
 
 def run_choices(used: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """The ``choices`` config labels of a run from the choices it uses (group -> names): each group's names
-    joined by ``+`` (``kernel: cosine+linear+rbf``), plus ``data``."""
+    joined by ``+`` (``kernel: cosine+linear+rbf``), plus ``data`` and ``setup`` (``<backbone> on <dataset>``,
+    what the dashboard's bars group by, so one dataset's runs are not averaged with another's)."""
     unknown = set(used) - set(CHOICE_GROUPS)
     if unknown or "dataset" not in used:
         raise ValueError(
@@ -97,6 +98,9 @@ def run_choices(used: Mapping[str, Sequence[str]]) -> dict[str, str]:
         if names:
             labels[group] = "+".join(names)
     labels["data"] = data_label(labels["dataset"])
+    labels["setup"] = (
+        f"{labels['backbone']} on {labels['dataset']}" if "backbone" in labels else labels["dataset"]
+    )
     return labels
 
 
