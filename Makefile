@@ -12,7 +12,7 @@ SUITE ?= offline
 # wandb logs offline by default (conf/logger/wandb.yaml); WANDB_MODE, when set, overrides it.
 
 .DEFAULT_GOAL := help
-.PHONY: help install reproduce test bench lint report sync clean
+.PHONY: help install reproduce test bench lint report dashboard sync clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -45,8 +45,14 @@ bench: install ## Benchmarks as ratios to a reference run in the same process (e
 report: install ## Build the self-contained HTML report outputs/report/index.html
 	$(PY) -m semrsm.reporting.report --outputs outputs --out outputs/report/index.html
 
+# ENTITY: the W&B entity (user or team) the workspace and report belong to; PUBLISH=1 saves them (after
+# `wandb login`), otherwise only the spec JSON is written (offline, no account).
+ENTITY ?= $(or $(WANDB_ENTITY),semrsm)
+dashboard: install ## W&B workspace + report as code: spec JSON in outputs/dashboard/ (ENTITY=<you> PUBLISH=1 saves them)
+	$(PY) -m semrsm.reporting.dashboard --entity $(ENTITY) --outputs outputs $(if $(PUBLISH),--publish,)
+
 sync: install ## Upload the offline wandb runs under outputs/ (run `wandb login` first)
-	find outputs/runs outputs/multirun -type d -path '*/results*/wandb/offline-run-*' -prune -print0 2>/dev/null | xargs -0 -r $(VENV)/bin/wandb sync
+	find outputs/runs outputs/multirun outputs/reproduce -type d -path '*/wandb/offline-run-*' -prune -print0 2>/dev/null | xargs -0 -r $(VENV)/bin/wandb sync
 
 lint: install ## Lint with ruff
 	$(VENV)/bin/ruff check src tests experiments

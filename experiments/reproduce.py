@@ -13,7 +13,9 @@ this process inside a Hydra app context (the same config, result columns naming 
 dozens of runs then imports PyTorch and Lightning once instead of once per run (about 10 s each on 2 cores). A
 run whose results are complete for the same config is not started again, so a killed reproduce resumes where it
 stopped. At the end: where every table and figure is, the suite's tables concatenated under
-``<paths.output_dir>/reproduce/<suite>/``, and the HTML report (python -m semrsm.reporting.report).
+``<paths.output_dir>/reproduce/<suite>/``, the HTML report (python -m semrsm.reporting.report), and a
+``verdicts`` run with the claim table. Every W&B run of one invocation shares its group
+(``<suite>-<time>-<hex>``; see semrsm.reporting.wandb_conventions).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import os
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from assets import missing_assets
@@ -36,6 +40,8 @@ from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.stages import completed_summary, run_stage, stage_fingerprint, validate_config
 from semrsm.reporting import report
 from semrsm.reporting.aggregate import write_table
+from semrsm.reporting.verdicts_run import log_verdicts
+from semrsm.reporting.wandb_conventions import GROUP_ENV, new_group
 from semrsm.storage import join_run_tables
 
 EXIT_MISSING_ASSETS = 2
@@ -158,10 +164,49 @@ def main(argv: list[str] | None = None) -> int:
             state = "complete" if is_complete(run) else "to run"
             _say(f"  {run.label} [{state}]: {' '.join(run.overrides)}")
         return 0
-    if not run_suite(suite):
-        return 1
-    summarize(suite)
-    return build_report(Path(suite.runs[0].cfg.paths.output_dir))
+    with invocation_group_env(suite.name) as group:
+        _say(f"wandb group of this invocation: {group}")
+        if not run_suite(suite):
+            return 1
+        summarize(suite)
+        code = build_report(Path(suite.runs[0].cfg.paths.output_dir))
+        verdicts_run(suite, group)
+    return code
+
+
+@contextmanager
+def invocation_group_env(suite: str) -> Iterator[str]:
+    """``SEMRSM_WANDB_GROUP`` set to this invocation's W&B group (``<suite>-<time>-<hex>``, or the one already
+    set) while the suite runs, so every stage run and the verdicts run share it; restored afterwards."""
+    before = os.environ.get(GROUP_ENV)
+    group = before or new_group(suite)
+    os.environ[GROUP_ENV] = group
+    try:
+        yield group
+    finally:
+        if before is None:
+            os.environ.pop(GROUP_ENV, None)
+        else:
+            os.environ[GROUP_ENV] = before
+
+
+def verdicts_run(suite: Suite, group: str) -> Path:
+    """Log the ``verdicts`` run of this invocation (the claim table judged on the suite's runs) into
+    ``<output_dir>/reproduce/<suite>/verdicts``, with the suite's logger settings; returns that directory."""
+    first = suite.runs[0].cfg
+    out_dir = Path(first.paths.output_dir) / "reproduce" / suite.name / "verdicts"
+    logger = first.logger
+    log_verdicts(
+        [run.run_dir / "results" for run in suite.runs],
+        first.paths.output_dir,
+        out_dir,
+        group=group,
+        mode=logger.mode,
+        project=logger.project,
+        config={"suite": suite.name},
+    )
+    _say(f"verdicts run (wandb group {group}, job type verdicts): {out_dir}")
+    return out_dir
 
 
 if __name__ == "__main__":

@@ -74,9 +74,10 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 1000
     assert summary["num_samples"] == 12 and summary["num_classes"] == 3 and summary["num_layers"] == 4
     invariant = table[table["invariant"]]
-    assert summary["pearson_invariant_mean"] == pytest.approx(invariant["pearson"].mean())
+    assert summary["pearson/semantic/mean"] == pytest.approx(invariant["pearson"].mean())
+    assert summary["spearman/semantic/last"] == pytest.approx(invariant["spearman"].iloc[-1])  # layer4
     metrics = json.loads((results / "metrics.json").read_text())
-    assert metrics["pearson_invariant_mean"] == pytest.approx(summary["pearson_invariant_mean"])
+    assert metrics["pearson/semantic/mean"] == pytest.approx(summary["pearson/semantic/mean"])
     assert (table["pairs"] == "all").all() and (table["n_images"] == 12).all()
     assert (table["pearson_low"] <= table["pearson_high"]).all()
     boot = pd.read_csv(results / "tables" / "class_probability_bootstrap.csv")
@@ -162,10 +163,13 @@ def test_summary_counts_layers_more_negative_with_invariance():
             ]
         return pd.DataFrame(rows)
 
-    both = summarize(table([-0.4, -0.5]))
-    assert both["pearson_layers_more_negative"] == 2
-    assert both["pearson_invariant_mean"] == pytest.approx(-0.45)
-    assert summarize(table([-0.4, -0.1]))["pearson_layers_more_negative"] == 1
+    both = summarize(table([-0.4, -0.5]), [0, 1])
+    assert both["pearson/layers_more_negative"] == 2
+    assert both["pearson/semantic/mean"] == pytest.approx(-0.45)
+    assert both["pearson/semantic/last"] == pytest.approx(-0.5)
+    assert both["pearson_difference/last"] == pytest.approx(-0.5 - -0.3)
+    one = summarize(table([-0.4, -0.1]), [1, 0])  # depth order: layer 0 is the deepest here
+    assert one["pearson/layers_more_negative"] == 1 and one["pearson/semantic/last"] == pytest.approx(-0.4)
 
 
 def test_pair_masks_split_same_and_different_source_pairs():

@@ -63,15 +63,19 @@ def test_conv_backbone_tables_figures_and_summary(resnet_run):
     same = matrix[matrix["semantic_layer"] == matrix["spatio_semantic_layer"]]
     np.testing.assert_allclose(same["cka"].to_numpy(), diagonal["cka"].to_numpy())
     expected = stats.spearmanr(diagonal["spatial_size"], diagonal["cka"]).statistic
-    assert summary["spearman_spatial_size_cka"] == pytest.approx(expected)
+    assert summary["cka/spearman_spatial_size"] == pytest.approx(expected)
     boot = pd.read_csv(results / "tables" / "layers_cka_bootstrap.csv")
     assert (boot.groupby("layer").size() == 1 + N_RESAMPLES).all() and (boot["n_units"] == 12).all()
     full = boot[boot["replicate"] == -1]
     assert full["layer"].tolist() == diagonal["layer"].tolist()
     np.testing.assert_allclose(full["cka"].to_numpy(), diagonal["cka"].to_numpy(), rtol=1e-9)
     assert boot["cka"].between(-1, 1).all()
-    assert summary["cka_first_layer"] == pytest.approx(diagonal["cka"].iloc[0])
-    assert summary["layer3/cka"] == pytest.approx(diagonal["cka"].iloc[2])
+    assert summary["cka/first"] == pytest.approx(diagonal["cka"].iloc[0])
+    assert summary["cka/last"] == pytest.approx(diagonal["cka"].iloc[3])
+    assert summary["cka/size_16"] == pytest.approx(diagonal["cka"].iloc[2])  # layer3: 4x4 positions
+    assert {key for key in summary if key.startswith("cka/size_")} == {
+        f"cka/size_{s}" for s in (4, 16, 64, 256)
+    }
     assert summary["num_samples"] == 12 and summary["num_layers"] == 4
     for name in ("cka_matrix", "cka_vs_spatial_size"):
         assert (results / "figures" / f"{name}.png").stat().st_size > 1000
@@ -84,7 +88,7 @@ def test_identity_matcher_makes_both_rsms_equal(root, resnet_run):
     np.testing.assert_allclose(diagonal["cka"], 1.0, atol=1e-9)
     off = matrix[matrix["semantic_layer"] != matrix["spatio_semantic_layer"]]
     assert (off["cka"] < 1 - 1e-6).all()
-    assert set(diagonal["kernel"]) == {"rbf"} and summary["cka_mean"] == pytest.approx(1.0)
+    assert set(diagonal["kernel"]) == {"rbf"} and summary["cka/mean"] == pytest.approx(1.0)
 
 
 @pytest.mark.slow
@@ -94,8 +98,10 @@ def test_token_backbone_has_one_spatial_size(root):
     diagonal, matrix = tables(results)
     assert diagonal["layer"].tolist() == ["blocks.5", "blocks.11"] and set(diagonal["spatial_size"]) == {64}
     assert len(matrix) == 4 and diagonal["cka"].between(-1, 1).all()
-    assert math.isnan(summary["spearman_spatial_size_cka"])
-    assert json.loads((results / "metrics.json").read_text())["spearman_spatial_size_cka"] is None
+    assert math.isnan(summary["cka/spearman_spatial_size"])
+    assert json.loads((results / "metrics.json").read_text())["cka/spearman_spatial_size"] is None
+    assert summary["cka/size_64"] == pytest.approx(diagonal["cka"].mean())  # one size: the layers' mean
+    assert summary["cka/last"] == pytest.approx(diagonal["cka"].iloc[1])
 
 
 @pytest.mark.slow

@@ -66,16 +66,21 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
         assert (results / "figures" / f"retrievals_{layer}.png").stat().st_size > 1000
     assert summary["num_samples"] == 12 and summary["num_layers"] == 4
     gains = table.pivot(index="layer", columns="invariant", values="f1_at_1").diff(axis=1)[True]
-    assert summary["min_f1_gain"] == pytest.approx(gains.min())
-    assert summary["max_f1_gain"] == pytest.approx(gains.max())
+    assert summary["f1_gain/min"] == pytest.approx(gains.min())
+    assert summary["f1_gain/max"] == pytest.approx(gains.max())
+    assert summary["f1_gain/cosine/last"] == pytest.approx(gains["layer4"])  # the deepest layer
+    assert summary["f1_gain/cosine/mean"] == pytest.approx(gains.mean())
+    assert not [key for key in summary if "layer" in key.split("/")[0] and key != "num_layers"]
     queries = pd.read_csv(results / "tables" / "retrieval_queries.csv")
     assert len(queries) == 4 * 12 and (queries["seed"] == 0).all()
     means = queries.groupby("layer")[["f1_invariant", "f1_non_invariant"]].mean()
     wide = table.pivot(index="layer", columns="invariant", values="f1_at_1")
     np.testing.assert_allclose(means["f1_invariant"], wide.loc[means.index, True], rtol=1e-12)
     np.testing.assert_allclose(means["f1_non_invariant"], wide.loc[means.index, False], rtol=1e-12)
-    invariant = table[(table["layer"] == "layer3") & table["invariant"]]
-    assert summary["layer3/f1_at_1_invariant"] == pytest.approx(invariant["f1_at_1"].item())
+    invariant = table[(table["layer"] == "layer4") & table["invariant"]]
+    assert summary["f1_at_1/semantic/cosine/last"] == pytest.approx(invariant["f1_at_1"].item())
+    baseline = table[(table["layer"] == "layer4") & ~table["invariant"]]
+    assert summary["f1_at_1/spatio_semantic/cosine/last"] == pytest.approx(baseline["f1_at_1"].item())
 
 
 @pytest.mark.slow
@@ -230,6 +235,8 @@ def test_several_kernels_from_one_matching_agree_with_single_kernel_runs(root, r
     assert cosine.to_dict() == single.to_dict()
     queries = pd.read_csv(results / "tables" / "retrieval_queries.csv")
     assert queries.groupby("kernel").size().to_dict() == {"cosine": 12, "linear": 12}
-    assert "layer4/linear/f1_at_1_invariant" in summary
+    linear = table[table["kernel"] == "linear"].set_index("invariant")["f1_at_1"]
+    assert summary["f1_at_1/semantic/linear/last"] == pytest.approx(linear[True])
+    assert summary["f1_gain/linear/last"] == pytest.approx(linear[True] - linear[False])
     with pytest.raises(ValueError, match="experiment.kernels must list distinct kernels"):
         run(root, "bad_kernels", *SCENES, "experiment.kernels=[cosine,gauss]")

@@ -75,8 +75,11 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
         np.testing.assert_allclose(full.loc[layers, f"auroc_{rsm}"], plain.loc[layers, rsm], rtol=1e-12)
     values = boot[["auroc_semantic", "auroc_spatio_semantic"]].to_numpy()
     assert ((values >= 0) & (values <= 1) | np.isnan(values)).all()  # NaN: a resample of one image
-    semantic = table[(table["layer"] == "layer2") & (table["rsm"] == "semantic")]
-    assert summary["layer2/auroc_semantic"] == pytest.approx(semantic["auroc"].item())
+    assert summary["auroc/semantic/last"] == pytest.approx(plain.loc["layer4", "semantic"])  # the deepest
+    assert summary["auroc/spatio_semantic/mean"] == pytest.approx(plain["spatio_semantic"].mean())
+    gains = plain["semantic"] - plain["spatio_semantic"]
+    assert summary["auroc_gain/min"] == pytest.approx(gains.min())
+    assert not [key for key in summary if key.split("/")[0] in layers]
     assert json.loads((results / "metrics.json").read_text())["num_images"] == 4
 
 

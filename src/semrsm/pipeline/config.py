@@ -37,7 +37,11 @@ TOP_LEVEL_KEYS = (
     "hydra",
 )
 PATH_KEYS = ("root_dir", "data_dir", "output_dir", "cache_dir", "checkpoint_dir")
-RUNTIME_ARGUMENTS = ("out_dir", "config")  # a logger's arguments given by the stage runner, not the config
+RUNTIME_ARGUMENTS = (
+    "out_dir",
+    "config",
+    "labels",
+)  # a logger's arguments given by the stage runner, not the config
 
 # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema, which then validates it: intended.
 # Set at import so that launcher worker processes (which import this module with the task) are quiet too.

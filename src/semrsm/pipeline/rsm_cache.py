@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semrsm.pipeline import lineage
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
 from semrsm.pipeline.tiles import PairTile, assemble_parts, most_complete_partition
 from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
@@ -205,6 +206,7 @@ def layer_scores(
     entry = cache_entry(spec, features, layer, invariant)
     force = spec.force if force is None else force
     progress = spec.progress if progress is None else progress
+    lineage.note_rsm(entry.path, entry.key, features.key, layer=layer, matcher=entry.matcher)
     with entry.lock():
         if (
             entry.path.is_file()

@@ -12,6 +12,7 @@ photos (``meta["group"]``), same-source and different-source pairs are also repo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from semrsm.metrics.bootstrap import interval, pair_correlation_replicates, rank
 from semrsm.pipeline.rsm_cache import SPATIO_SEMANTIC
 from semrsm.pipeline.stage_common import (
     bootstrap_table,
+    in_depth_order,
     kernel_rsm,
     layers_with_sizes,
     result_keys,
@@ -35,6 +37,7 @@ from semrsm.pipeline.stage_common import (
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import metric_bars
+from semrsm.reporting.wandb_conventions import layer_statistics
 
 ALL_PAIRS = "all"
 SCATTER_PAIRS = 2000  # pairs drawn per scatter panel
@@ -109,17 +112,20 @@ def correlation_figure(table: pd.DataFrame, columns: dict[str, Any]) -> Figure:
     )
 
 
-def summarize(table: pd.DataFrame) -> dict[str, Any]:
-    """Per method (pearson, spearman), over all pairs: mean over layers per variant and the number of layers
-    where the invariant correlation is more negative (descriptive; claim C4 is judged on the intervals)."""
+def summarize(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, Any]:
+    """Layer-independent summary over all pairs, per method (pearson, spearman): the correlation of both
+    RSMs and their difference (semantic minus spatio-semantic; claim C4 expects it negative) at the deepest
+    evaluated layer and averaged over layers, and the number of layers where the semantic one is more negative
+    (descriptive; claim C4 is judged on the intervals). ``layers`` in depth order."""
     table = table[table["pairs"] == ALL_PAIRS] if "pairs" in table else table
-    wide = table.pivot(index="layer", columns="invariant", values=["pearson", "spearman"])
+    wide = table.pivot(index="layer", columns="invariant", values=["pearson", "spearman"]).loc[list(layers)]
     summary: dict[str, Any] = {}
     for method in ("pearson", "spearman"):
-        invariant, baseline = wide[method, True], wide[method, False]
-        summary[f"{method}_invariant_mean"] = float(invariant.mean())
-        summary[f"{method}_not_invariant_mean"] = float(baseline.mean())
-        summary[f"{method}_layers_more_negative"] = int((invariant < baseline).sum())
+        semantic, spatio_semantic = wide[method, True], wide[method, False]
+        summary.update(layer_statistics(f"{method}/semantic", semantic.tolist()))
+        summary.update(layer_statistics(f"{method}/spatio_semantic", spatio_semantic.tolist()))
+        summary.update(layer_statistics(f"{method}_difference", (semantic - spatio_semantic).tolist()))
+        summary[f"{method}/layers_more_negative"] = int((semantic < spatio_semantic).sum())
     return summary
 
 
@@ -167,7 +173,7 @@ def interval_rows(statistics: dict[str, np.ndarray], n_images: int, **keys: Any)
     return rows
 
 
-@register_stage("class_probability", options=("layers",))
+@register_stage("class_probability", options=("layers",), uses=("dataset", "backbone", "kernel", "matcher"))
 def class_probability(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Pearson and Spearman between each layer's RSM and the JSD of predictions, invariant vs not."""
     if cfg.matcher.name == SPATIO_SEMANTIC:
@@ -216,6 +222,6 @@ def class_probability(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         "num_samples": len(features),
         "num_classes": int(features.logits.shape[1]),
         "num_layers": len(layers),
-        **summarize(table),
+        **summarize(table, in_depth_order(features, layers)),
         "feature_key": features.key,
     }

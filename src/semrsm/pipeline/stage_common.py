@@ -80,6 +80,12 @@ def layers_with_sizes(stage: str, features: FeatureSet, layers: Sequence[str]) -
         yield layer, size
 
 
+def in_depth_order(features: FeatureSet, layers: Sequence[str]) -> list[str]:
+    """``layers`` ordered as the backbone taps them (shallow to deep), the order of the summaries' ``last``."""
+    order = {layer: index for index, layer in enumerate(features.layers)}
+    return sorted(layers, key=order.__getitem__)
+
+
 def figure_name(prefix: str, layer: str) -> str:
     """A file-safe figure name ``<prefix>_<layer>``."""
     return f"{prefix}_{re.sub(r'[^A-Za-z0-9_.-]', '_', layer)}"

@@ -10,9 +10,11 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from semrsm.pipeline import lineage
 from semrsm.pipeline.config import build, file_identities
 from semrsm.pipeline.extraction import extract_features
 from semrsm.pipeline.feature_store import FeatureSet
+from semrsm.pipeline.stage_common import config_choice
 from semrsm.pipeline.stages import RunContext, register_stage
 
 
@@ -39,7 +41,7 @@ def load_features(cfg: DictConfig, force: bool | None = None) -> FeatureSet:
         return build(cfg.backbone)
 
     options = cfg.features
-    return extract_features(
+    features = extract_features(
         lambda: build(cfg.dataset),
         build_backbone,
         feature_store_dir(cfg),
@@ -51,6 +53,17 @@ def load_features(cfg: DictConfig, force: bool | None = None) -> FeatureSet:
         force=cfg.force if force is None else force,
         progress_bar=options.progress_bar,
     )
+    weights = cfg.backbone.get("pretrained")
+    lineage.note_features(
+        features.path,
+        features.key,
+        weights if isinstance(weights, str) else None,
+        dataset=config_choice(cfg, "dataset"),
+        backbone=config_choice(cfg, "backbone"),
+        layers=list(features.layers),
+        num_samples=len(features),
+    )
+    return features
 
 
 @register_stage("extract")

@@ -22,6 +22,7 @@ from scipy import stats
 from semrsm.metrics.bootstrap import cka_replicates, half_sample_counts, with_full_sample
 from semrsm.pipeline.stage_common import (
     bootstrap_table,
+    in_depth_order,
     kernel_rsm,
     layers_with_sizes,
     result_keys,
@@ -68,7 +69,29 @@ def _matrix_table(matrix: np.ndarray, layers: Sequence[str], keys: Mapping[str, 
     return pd.DataFrame(rows)
 
 
-@register_stage("layers_cka", options=("layers", "debiased"))
+def by_size(diagonal: pd.DataFrame) -> dict[int, float]:
+    """Mean CKA per spatial size (layers of one size, e.g. a ViT's blocks, averaged), sizes ascending."""
+    means = diagonal.groupby("spatial_size")["cka"].mean().sort_index()
+    return {int(size): float(value) for size, value in means.items()}
+
+
+def cka_summary(diagonal: pd.DataFrame, layers: Sequence[str]) -> dict[str, float]:
+    """Layer-independent summary of the per-layer CKA (``layers`` in depth order): at the shallowest and the
+    deepest layer, the mean, the Spearman correlation with spatial size, and ``cka/size_<S>`` per spatial
+    size S (comparable across backbones at equal S)."""
+    values = diagonal.set_index("layer")["cka"]
+    return {
+        "cka/first": float(values[layers[0]]),
+        "cka/last": float(values[layers[-1]]),
+        "cka/mean": float(values.mean()),
+        "cka/spearman_spatial_size": size_trend(diagonal["spatial_size"].tolist(), values.tolist()),
+        **{f"cka/size_{size}": value for size, value in by_size(diagonal).items()},
+    }
+
+
+@register_stage(
+    "layers_cka", options=("layers", "debiased"), uses=("dataset", "backbone", "kernel", "matcher")
+)
 def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """CKA of semantic vs spatio-semantic RSMs per layer and per layer pair; tables, heatmap and trend line."""
     debiased = cfg.experiment.debiased
@@ -118,14 +141,15 @@ def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         ctx.logger.log_figure("cka_vs_spatial_size", lines)
     else:  # one size (e.g. every ViT block): a line needs two; cka_matrix shows the per-layer values
         log.info("layers_cka: no cka_vs_spatial_size figure: every layer has spatial size %s", sizes[0])
-    trend = size_trend(sizes, diagonal["cka"].tolist())
+    ctx.logger.log_history(
+        [
+            {"cka_by_size/spatial_size": size, "cka_by_size/cka": cka}
+            for size, cka in by_size(diagonal).items()
+        ]
+    )
     return {
         "num_samples": len(features),
         "num_layers": len(layers),
-        "spearman_spatial_size_cka": trend,
-        "cka_first_layer": float(matrix[0, 0]),
-        "cka_last_layer": float(matrix[-1, -1]),
-        "cka_mean": float(np.diag(matrix).mean()),
-        **{f"{layer}/cka": float(matrix[i, i]) for i, layer in enumerate(layers)},
+        **cka_summary(diagonal, in_depth_order(features, layers)),
         "feature_key": features.key,
     }

@@ -236,18 +236,27 @@ def largest_size_summary(table: pd.DataFrame) -> dict[str, float]:
     return summary
 
 
+def compared_matchers(cfg: DictConfig) -> dict[str, dict]:
+    """Matcher name -> options of every matcher the stage times: ``experiment.matchers`` with the configured
+    matcher, and the exact reference."""
+    requested = cfg.experiment.matchers
+    if requested is not None:
+        requested = OmegaConf.to_container(requested, resolve=True)
+    options = matcher_options(requested, OmegaConf.to_container(cfg.matcher, resolve=True))
+    options.setdefault(exact_reference(cfg.experiment.reference), {})  # timed too: the speedups divide by it
+    return options
+
+
 @register_stage(
     "matchers",
     options=("layers", "matchers", "reference", "pairs", "repeats", "resize_to", "synthetic_sizes"),
+    uses=("dataset", "backbone"),
+    choices=lambda cfg: {"matcher": list(compared_matchers(cfg))},
 )
 def matchers(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Runtime per pair and quality ratio of every matcher per spatial size; table and trade-off figures."""
     experiment = cfg.experiment
-    requested = experiment.matchers
-    if requested is not None:
-        requested = OmegaConf.to_container(requested, resolve=True)
-    options = matcher_options(requested, OmegaConf.to_container(cfg.matcher, resolve=True))
-    options.setdefault(exact_reference(experiment.reference), {})  # timed too: the speedups divide by it
+    options = compared_matchers(cfg)
     n_pairs = integer_option(experiment.pairs, "experiment.pairs")
     repeats = integer_option(experiment.repeats, "experiment.repeats")
     resized = square_sizes(experiment.resize_to, "experiment.resize_to")

@@ -25,6 +25,7 @@ from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.rsm_cache import layer_rsms
 from semrsm.pipeline.stage_common import (
     figure_name,
+    in_depth_order,
     layers_with_sizes,
     result_keys,
     rsm_spec,
@@ -34,6 +35,7 @@ from semrsm.pipeline.stage_common import (
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import retrieval_grid
+from semrsm.reporting.wandb_conventions import layer_statistics
 
 LAST_LAYER = "last"
 KERNELS = ("cosine", "linear", "rbf")
@@ -166,19 +168,27 @@ def retrieval_kernels(cfg: DictConfig) -> list[str]:
     return chosen
 
 
-def _summary(table: pd.DataFrame) -> dict[str, Any]:
-    summary = {}
-    several = table["kernel"].nunique() > 1
-    for row in table.itertuples():
-        variant = "invariant" if row.invariant else "non_invariant"
-        prefix = f"{row.layer}/{row.kernel}" if several else row.layer
-        summary[f"{prefix}/f1_at_1_{variant}"] = row.f1_at_1
+def _summary(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, Any]:
+    """Layer-independent summary (``semrsm.reporting.wandb_conventions``): per kernel, F1@1 of both RSMs at
+    the deepest evaluated layer and the gain (semantic minus spatio-semantic) there and averaged over the
+    layers; the least and largest gain over layers and kernels. ``layers`` in depth order."""
     wide = table.pivot_table(index=["layer", "kernel"], columns="invariant", values="f1_at_1")
     gains = wide[True] - wide[False]
-    return {**summary, "min_f1_gain": float(gains.min()), "max_f1_gain": float(gains.max())}
+    summary: dict[str, Any] = {}
+    for kernel in dict.fromkeys(table["kernel"]):
+        last = (layers[-1], kernel)
+        summary[f"f1_at_1/semantic/{kernel}/last"] = float(wide.loc[last, True])
+        summary[f"f1_at_1/spatio_semantic/{kernel}/last"] = float(wide.loc[last, False])
+        summary.update(layer_statistics(f"f1_gain/{kernel}", [gains[layer, kernel] for layer in layers]))
+    return {**summary, "f1_gain/min": float(gains.min()), "f1_gain/max": float(gains.max())}
 
 
-@register_stage("retrieval", options=("layers", "queries_shown", "top_k", "kernels"))
+@register_stage(
+    "retrieval",
+    options=("layers", "queries_shown", "top_k", "kernels"),
+    uses=("dataset", "backbone", "kernel", "matcher"),
+    choices=lambda cfg: {"kernel": retrieval_kernels(cfg)},
+)
 def retrieval(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Leave-one-out F1@1 of spatio-semantic vs semantic RSMs per layer; table and top-k retrieval figures."""
     top_k = integer_option(cfg.experiment.top_k, "experiment.top_k")
@@ -216,6 +226,6 @@ def retrieval(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         "num_samples": len(features),
         "num_layers": len(layers),
         "f1_random": chance,
-        **_summary(table),
+        **_summary(table, in_depth_order(features, layers)),
         "feature_key": features.key,
     }

@@ -78,7 +78,11 @@ def layer_tile(
     return MERGED
 
 
-@register_stage("rsm_tiles", options=("layers", "tile_index", "num_tiles", "trainer"))
+@register_stage(
+    "rsm_tiles",
+    options=("layers", "tile_index", "num_tiles", "trainer"),
+    uses=("dataset", "backbone", "matcher"),
+)
 def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Every tile of the chosen layers' semantic matching over the Trainer's processes (``tile_index`` null),
     or tile ``experiment.tile_index`` of ``experiment.num_tiles`` (one job of a sweep)."""

@@ -23,7 +23,9 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset, Subset
 
 from semrsm.data import select_subset
+from semrsm.pipeline import lineage
 from semrsm.pipeline.config import build
+from semrsm.pipeline.stage_common import config_choice
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.pipeline.training import TrainSettings, save_checkpoint, train_classifier
 from semrsm.reporting.figures import metric_lines
@@ -73,7 +75,7 @@ def history_figure(history: pd.DataFrame) -> Figure:
     )
 
 
-@register_stage("train", options=OPTIONS)
+@register_stage("train", options=OPTIONS, uses=("dataset", "backbone"))
 def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Train ``cfg.backbone`` from scratch on ``cfg.dataset``; save the checkpoint; log the history."""
     options = cfg.experiment
@@ -105,11 +107,19 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             seed=cfg.seed,
             num_workers=cfg.features.num_workers,
             progress_bar=cfg.features.progress_bar,
+            logger=ctx.logger.lightning_logger(),
         )
     )
     seconds = time.perf_counter() - start
     checkpoint = save_checkpoint(backbone, target)
     log.info("checkpoint written to %s", checkpoint)
+    lineage.note_checkpoint(
+        checkpoint,
+        backbone=config_choice(cfg, "backbone"),
+        dataset=config_choice(cfg, "dataset"),
+        seed=int(cfg.seed),
+        val_acc=float(history.iloc[-1]["val_acc"]),
+    )
     ctx.logger.log_table("history", history)
     if history["epoch"].nunique() > 1:
         ctx.logger.log_figure("history", history_figure(history))

@@ -22,6 +22,7 @@ from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.stage_common import (
     bootstrap_table,
     figure_name,
+    in_depth_order,
     kernel_rsm,
     layers_with_sizes,
     result_keys,
@@ -32,6 +33,7 @@ from semrsm.pipeline.stage_common import (
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
 from semrsm.reporting.figures import rsm_heatmaps, value_distributions
+from semrsm.reporting.wandb_conventions import layer_statistics
 
 RSM_TYPES = ("spatio_semantic", "semantic")  # spatio-semantic first: the baseline, shown on the left
 
@@ -87,18 +89,23 @@ def separation_bootstrap(rsms: Mapping[str, np.ndarray], groups: np.ndarray, **k
 
 
 def _layer_summary(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, float]:
-    summary = {}
-    for row in table.itertuples():
-        summary[f"{row.layer}/auroc_{row.rsm}"] = row.auroc
-        summary[f"{row.layer}/same_mean_{row.rsm}"] = row.same_mean
+    """Layer-independent summary: AUROC of both RSMs and its gain at the deepest evaluated layer and averaged
+    over layers, the least gain, and the same-image mean at the deepest layer. ``layers`` in depth order."""
+    values = table.set_index(["layer", "rsm"])
+    summary: dict[str, float] = {}
+    for rsm in ("semantic", "spatio_semantic"):
+        summary.update(
+            layer_statistics(f"auroc/{rsm}", [values.loc[(layer, rsm), "auroc"] for layer in layers])
+        )
+        summary[f"same_mean/{rsm}/last"] = float(values.loc[(layers[-1], rsm), "same_mean"])
     gains = [
-        summary[f"{layer}/auroc_semantic"] - summary[f"{layer}/auroc_spatio_semantic"] for layer in layers
+        values.loc[(layer, "semantic"), "auroc"] - values.loc[(layer, "spatio_semantic"), "auroc"]
+        for layer in layers
     ]
-    summary["min_auroc_gain"] = float(min(gains))
-    return summary
+    return {**summary, **layer_statistics("auroc_gain", gains), "auroc_gain/min": float(min(gains))}
 
 
-@register_stage("translated_crops", options=("layers",))
+@register_stage("translated_crops", options=("layers",), uses=("dataset", "backbone", "kernel", "matcher"))
 def translated_crops(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Spatio-semantic vs semantic RSMs of translated crops per layer; table, heatmaps and distributions."""
     features = load_features(cfg, force=ctx.force)
@@ -138,6 +145,6 @@ def translated_crops(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         "num_samples": len(features),
         "num_images": int(len(np.unique(groups))),
         "num_layers": len(layers),
-        **_layer_summary(table, layers),
+        **_layer_summary(table, in_depth_order(features, layers)),
         "feature_key": features.key,
     }

@@ -26,7 +26,7 @@ import os
 import pkgutil
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,10 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from semrsm.pipeline import lineage
 from semrsm.pipeline.config import check_keys, file_identities, validate_config_keys, validate_features
+from semrsm.pipeline.stage_common import config_choice
+from semrsm.reporting.wandb_conventions import invocation_group, run_choices, run_tags
 from semrsm.storage import (
     CorruptFileError,
     atomic_write_json,
@@ -67,6 +70,8 @@ class RunContext:
 
 
 StageFn = Callable[[DictConfig, RunContext], Mapping[str, Any]]
+ChoicesFn = Callable[[DictConfig], Mapping[str, Sequence[str]]]
+DEFAULT_USES = ("dataset", "backbone")
 
 
 @dataclass(frozen=True)
@@ -74,18 +79,39 @@ class Stage:
     name: str
     run: StageFn
     options: frozenset[str]
+    uses: tuple[str, ...] = DEFAULT_USES
+    choices: ChoicesFn | None = None
+
+    def used_choices(self, cfg: DictConfig) -> dict[str, list[str]]:
+        """The config choices this stage's run of ``cfg`` uses, group -> names (Hydra's option names, e.g.
+        ``resnet18_synthetic``): the ``uses`` groups' chosen options, replaced by what ``choices`` returns
+        (a stage computing several kernels or comparing several matchers lists them)."""
+        used = {group: [config_choice(cfg, group)] for group in self.uses}
+        if self.choices is not None:
+            used.update({group: list(names) for group, names in self.choices(cfg).items()})
+        return used
 
 
 _STAGES: dict[str, Stage] = {}
 
 
-def register_stage(name: str, options: Iterable[str] = ()) -> Callable[[StageFn], StageFn]:
-    """Decorator registering ``fn`` as stage ``name``; ``options`` are its keys under ``experiment``."""
+def register_stage(
+    name: str,
+    options: Iterable[str] = (),
+    uses: Sequence[str] = DEFAULT_USES,
+    choices: ChoicesFn | None = None,
+) -> Callable[[StageFn], StageFn]:
+    """Decorator registering ``fn`` as stage ``name``; ``options`` are its keys under ``experiment``; ``uses``
+    the config groups whose choice it uses (its W&B tags), ``choices`` a function of the config giving the
+    names it uses where that is not the group's one choice (e.g. every kernel of ``experiment.kernels``)."""
+    unknown = set(uses) - {"dataset", "backbone", "kernel", "matcher"}
+    if unknown:
+        raise ValueError(f"stage {name!r}: uses names unknown config groups {sorted(unknown)}")
 
     def decorate(fn: StageFn) -> StageFn:
         if name in _STAGES and _STAGES[name].run is not fn:
             raise ValueError(f"stage {name!r} is already registered by {_STAGES[name].run.__module__}")
-        _STAGES[name] = Stage(name, fn, frozenset(options))
+        _STAGES[name] = Stage(name, fn, frozenset(options), tuple(uses), choices)
         return fn
 
     return decorate
@@ -196,15 +222,25 @@ def _run_locked(cfg: DictConfig, stage: Stage, run_dir: Path) -> dict[str, Any]:
     for stale in run_dir.glob("results.partial-*"):  # left by a killed run (the lock rules out a live one)
         shutil.rmtree(stale, ignore_errors=True)
     work = run_dir / f"results.partial-{os.getpid()}"
+    used = stage.used_choices(cfg)
     make_logger = instantiate(cfg.logger, _partial_=True)
     name = cfg.logger.get("name") or f"{cfg.experiment.name}-{run_dir.name}"
-    logger = make_logger(out_dir=work, config=OmegaConf.to_container(cfg, resolve=True), name=name)
+    logger = make_logger(
+        out_dir=work,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        name=name,
+        group=cfg.logger.get("group") or invocation_group(cfg.experiment.name),
+        job_type=cfg.logger.get("job_type") or stage.name,
+        tags=run_tags(used, cfg.logger.get("tags") or ()),
+        labels=run_choices(used),
+    )
     context = RunContext(run_dir, work, logger, Path(cfg.paths.cache_dir), bool(cfg.force))
     start = time.perf_counter()
     try:
-        with logger:
+        with logger, lineage.recording() as recorded:
             summary = {**stage.run(cfg, context), "stage_wall_time_s": time.perf_counter() - start}
             logger.log_metrics(summary)
+            logger.log_lineage(recorded, results=work / "tables", name=name)
             record = {"stage": stage.name, "fingerprint": fingerprint, "summary": summary}
             atomic_write_json(work / "stage.json", record)
     except BaseException:

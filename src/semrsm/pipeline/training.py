@@ -18,6 +18,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.loggers import Logger
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -133,6 +134,7 @@ class ClassifierModule(pl.LightningModule):
         self.history.append(row)
         self._sums = dict.fromkeys(sums, 0)
         self.log("val_acc", row["val_acc"], prog_bar=True)
+        self.log_dict({"val_loss": row["val_loss"], "train_loss_epoch": row["train_loss"]})
         log.info(
             "epoch %d: train_loss %.4f, val_loss %.4f, val_acc %.3f",
             row["epoch"],
@@ -172,11 +174,14 @@ def train_classifier(
     seed: int = 0,
     num_workers: int = 0,
     progress_bar: bool = True,
+    logger: Logger | None = None,
 ) -> list[dict[str, float]]:
     """Train ``backbone`` (with a head) on ``train_set``, validating on ``val_set`` after every epoch.
 
     Deterministic for a given ``seed`` (shuffling, augmentation, dropout). Returns the history: one dict per
-    epoch with epoch, train_loss, val_loss, val_acc. Leaves the backbone in eval mode.
+    epoch with epoch, train_loss, val_loss, val_acc. Leaves the backbone in eval mode. ``logger`` (e.g. the
+    run's ``WandbLogger``) also receives the history: ``train_loss`` per step (every step up to 50 per epoch),
+    ``val_loss``, ``val_acc`` and ``train_loss_epoch`` per epoch, with ``epoch`` and the global step.
     """
     if not backbone.has_head:
         raise ValueError(f"backbone '{backbone.name}' has no classification head to train (set num_classes)")
@@ -203,7 +208,8 @@ def train_classifier(
         accelerator="auto",
         devices=1,
         max_epochs=settings.epochs,
-        logger=False,
+        logger=logger if logger is not None else False,
+        log_every_n_steps=max(1, min(50, len(loaders[0]))),
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=progress_bar,

@@ -7,8 +7,12 @@ Local layout under `out_dir`:
     metrics.json               every scalar passed to `log_metrics` (NaN/inf stored as null)
     tables/<name>.csv          every table passed to `log_table`
     figures/<name>.png         every figure passed to `log_figure`
-    artifacts.json             paths passed to `log_artifact_path`
+    artifacts.json             every artifact logged (`log_artifact_path`, `log_lineage`): name, type, paths,
+                               parents
     wandb/                     the wandb run directory, unless WANDB_DIR is set
+
+W&B conventions (group, job type, tags, the ``choices`` labels, summary keys) are in
+``semrsm.reporting.wandb_conventions``; the stage runner passes them in.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import yaml
 from matplotlib.figure import Figure
 
 from semrsm.reporting.metadata import git_info, run_metadata
+from semrsm.reporting.wandb_conventions import artifact_name
 from semrsm.storage import atomic_path, atomic_write_json, atomic_write_text, to_jsonable
 
 MODES = ("online", "offline", "disabled")
+CHECKSUM_LIMIT = 2**30  # referenced files up to 1 GiB are checksummed (read, not uploaded)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -83,6 +89,8 @@ class RunLogger:
         job_type: str | None = None,
         name: str | None = None,
         tags: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
+        artifact_file_limit_mb: float = 20.0,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.config = _plain_config(config)
@@ -96,6 +104,12 @@ class RunLogger:
             name,
             list(tags),
         )
+        if labels is not None and not all(isinstance(v, str) for v in dict(labels).values()):
+            raise ValueError(f"labels must map names to strings, got {labels!r}")
+        self.labels = dict(labels or {})
+        if not isinstance(artifact_file_limit_mb, int | float) or artifact_file_limit_mb < 0:
+            raise ValueError(f"artifact_file_limit_mb must be a number >= 0, got {artifact_file_limit_mb!r}")
+        self.artifact_file_limit = int(artifact_file_limit_mb * 2**20)
         self._metrics: dict[str, Any] = {}
         self._artifacts: list[dict[str, str]] = []
         self._metadata: dict[str, Any] = {}
@@ -124,6 +138,7 @@ class RunLogger:
             },
             "name": self.name,
             "tags": self.tags,
+            "choices": self.labels,
             "started": _now(),
         }
         atomic_write_json(self.out_dir / "metadata.json", self._metadata)
@@ -153,7 +168,7 @@ class RunLogger:
             job_type=self.job_type,
             name=self.name,
             tags=self.tags,
-            config=self.config,
+            config={**self.config, "choices": self.labels} if self.labels else self.config,
             dir=os.environ.get("WANDB_DIR") or str(self.out_dir),
             mode=self.mode,
             reinit="finish_previous",
@@ -233,6 +248,48 @@ class RunLogger:
         run.log({name: wandb.Image(str(path))})
         return path
 
+    def log_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Log ``rows`` (scalar dicts) as successive history steps of the wandb run, for line charts against
+        one of their keys (e.g. CKA against spatial size). Locally the stage's tables hold the same values."""
+        run = self._active_run()
+        for row in rows:
+            if not isinstance(row, Mapping) or not row:
+                raise ValueError(f"history rows must be non-empty mappings of scalars, got {row!r}")
+            for key, value in row.items():
+                if not isinstance(key, str) or not key or not isinstance(value, bool | int | float | str):
+                    raise ValueError(f"history row {dict(row)!r}: {key!r} must name a scalar")
+            run.log(dict(row))
+
+    def lightning_logger(self) -> Any:
+        """A Lightning ``WandbLogger`` writing into this run (history scalars, native line charts), or None
+        when wandb is disabled."""
+        run = self._active_run()
+        if self.mode == "disabled":
+            return None
+        from pytorch_lightning.loggers import WandbLogger
+
+        return WandbLogger(experiment=run, log_model=False)
+
+    def _artifact(self, name: str, artifact_type: str, metadata: Mapping[str, Any] | None = None) -> Any:
+        _check_name(name, "artifact name")
+        return wandb.Artifact(name=name, type=artifact_type, metadata=to_jsonable(dict(metadata or {})))
+
+    def _add_path(self, artifact: Any, source: Path, reference: bool) -> None:
+        """Add ``source`` to ``artifact``: a file:// reference (nothing copied; a file's checksum is computed
+        up to CHECKSUM_LIMIT, beyond that and for directories the path identifies it: the caches' paths hold
+        their content keys) or the file itself."""
+        if reference:
+            hashed = source.is_file() and source.stat().st_size <= CHECKSUM_LIMIT
+            artifact.add_reference(source.resolve().as_uri(), name=source.name, checksum=hashed)
+        elif source.is_dir():
+            artifact.add_dir(str(source))
+        else:
+            artifact.add_file(str(source))
+
+    def _record_artifact(self, entry: dict[str, Any]) -> None:
+        self._artifacts.append(entry)
+        atomic_write_json(self.out_dir / "artifacts.json", self._artifacts)
+
     def log_artifact_path(self, path: str | os.PathLike, name: str, artifact_type: str = "result") -> None:
         """Log an existing file or directory as a wandb artifact and list it in artifacts.json."""
         run = self._active_run()
@@ -240,11 +297,61 @@ class RunLogger:
         source = Path(path)
         if not source.exists():
             raise FileNotFoundError(f"artifact path does not exist: {source}")
-        artifact = wandb.Artifact(name=name, type=artifact_type)
-        if source.is_dir():
-            artifact.add_dir(str(source))
-        else:
-            artifact.add_file(str(source))
+        if self.mode != "disabled":
+            artifact = self._artifact(name, artifact_type)
+            self._add_path(artifact, source, reference=False)
+            run.log_artifact(artifact)
+        self._record_artifact({"name": name, "type": artifact_type, "path": str(source.resolve())})
+
+    def log_lineage(self, lineage: Any, results: str | os.PathLike, name: str) -> None:
+        """Log the artifacts of a stage run: every item of ``lineage`` (``semrsm.pipeline.lineage.Lineage``:
+        checkpoint, feature store entry, RSM cache entries; referenced, not uploaded) and a ``results``
+        artifact of the CSV tables under ``results`` (stored when at most the artifact file limit, else
+        referenced), whose parents are the RSM entries (else the features, else the checkpoint). Each
+        artifact's metadata names its parents (``derived_from``); online, the run also uses its inputs, so
+        W&B's lineage graph links the runs (an offline run cannot record an input artifact)."""
+        run = self._active_run()
+        items = list(lineage.items.values())
+        parents = next(
+            (lineage.names(kind) for kind in ("rsm", "features", "model") if lineage.names(kind)), []
+        )
+        tables = sorted(Path(results).glob("*.csv")) if Path(results).is_dir() else []
+        for item in items:
+            missing = [str(p) for p in item.references + item.files if not p.exists()]
+            if missing:
+                raise FileNotFoundError(f"artifact {item.name}: {missing} do(es) not exist")
+            self._record_artifact(
+                {
+                    "name": item.name,
+                    "type": item.type,
+                    "path": [str(p) for p in item.references],
+                    "derived_from": list(item.parents),
+                }
+            )
+            if self.mode == "disabled":
+                continue
+            artifact = self._artifact(
+                item.name, item.type, {**item.metadata, "derived_from": list(item.parents)}
+            )
+            for path in item.references:
+                self._add_path(artifact, path, reference=True)
+            for path in item.files:
+                self._add_path(artifact, path, reference=False)
+            run.log_artifact(artifact)
+        if not tables:
+            return
+        results_name = artifact_name("results", name)
+        self._record_artifact(
+            {
+                "name": results_name,
+                "type": "results",
+                "path": [str(p) for p in tables],
+                "derived_from": parents,
+            }
+        )
+        if self.mode == "disabled":
+            return
+        artifact = self._artifact(results_name, "results", {"derived_from": parents})
+        for table in tables:
+            self._add_path(artifact, table, reference=table.stat().st_size > self.artifact_file_limit)
         run.log_artifact(artifact)
-        self._artifacts.append({"name": name, "type": artifact_type, "path": str(source.resolve())})
-        atomic_write_json(self.out_dir / "artifacts.json", self._artifacts)
