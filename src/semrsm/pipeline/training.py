@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from pytorch_lightning.loggers import Logger
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
 from torchvision import transforms
 
 from semrsm.models import Backbone, Preprocess, build_backbone
@@ -94,7 +96,8 @@ class ClassifierModule(pl.LightningModule):
         self.backbone = backbone
         self.settings = settings
         self.history: list[dict[str, float]] = []
-        self._sums = {"train_loss": 0.0, "train_n": 0, "val_loss": 0.0, "val_correct": 0, "val_n": 0}
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()  # per-sample means over an epoch
+        self.val_acc = MulticlassAccuracy(num_classes=backbone.num_classes, average="micro")
 
     def forward(self, images: Tensor) -> Tensor:
         return self.backbone(images)["logits"]
@@ -110,8 +113,7 @@ class ClassifierModule(pl.LightningModule):
         images, labels = batch
         self._check_labels(labels)
         loss = F.cross_entropy(self(images), labels)
-        self._sums["train_loss"] += float(loss.detach()) * len(labels)
-        self._sums["train_n"] += len(labels)
+        self.train_loss.update(loss.detach(), weight=len(labels))
         self.log("train_loss", loss, prog_bar=True)
         return loss
 
@@ -119,20 +121,19 @@ class ClassifierModule(pl.LightningModule):
         images, labels = batch
         self._check_labels(labels)
         logits = self(images)
-        self._sums["val_loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
-        self._sums["val_correct"] += int((logits.argmax(dim=1) == labels).sum())
-        self._sums["val_n"] += len(labels)
+        self.val_loss.update(F.cross_entropy(logits, labels), weight=len(labels))
+        self.val_acc.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:
-        sums = self._sums
         row = {
             "epoch": self.current_epoch + 1,
-            "train_loss": sums["train_loss"] / max(sums["train_n"], 1),
-            "val_loss": sums["val_loss"] / sums["val_n"],
-            "val_acc": sums["val_correct"] / sums["val_n"],
+            "train_loss": float(self.train_loss.compute()) if self.train_loss.update_called else 0.0,
+            "val_loss": float(self.val_loss.compute()),
+            "val_acc": float(self.val_acc.compute()),
         }
+        for metric in (self.train_loss, self.val_loss, self.val_acc):
+            metric.reset()
         self.history.append(row)
-        self._sums = dict.fromkeys(sums, 0)
         self.log("val_acc", row["val_acc"], prog_bar=True)
         self.log_dict({"val_loss": row["val_loss"], "train_loss_epoch": row["train_loss"]})
         log.info(
