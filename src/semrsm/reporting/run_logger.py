@@ -308,8 +308,9 @@ class RunLogger:
         checkpoint, feature store entry, RSM cache entries; referenced, not uploaded) and a ``results``
         artifact of the CSV tables under ``results`` (stored when at most the artifact file limit, else
         referenced), whose parents are the RSM entries (else the features, else the checkpoint). Each
-        artifact's metadata names its parents (``derived_from``); online, the run also uses its inputs, so
-        W&B's lineage graph links the runs (an offline run cannot record an input artifact)."""
+        artifact's metadata names its parents (``derived_from``). All are logged as the run's outputs (an
+        artifact another run logged with the same content is the same version): wandb cannot record input
+        artifacts of an offline run, so the chain lives in ``derived_from``, the same online and offline."""
         run = self._active_run()
         items = list(lineage.items.values())
         parents = next(
