@@ -106,9 +106,7 @@ def test_claim_verdicts_match_the_tree(report):
         f'<span class="badge {s.replace(" ", "-")}">{s}</span>' for s in EXPECTED.values()
     ]
     assert "1/2 configurations support, 1 contradict · Δ Pearson -0.110 to +0.080" in verdicts
-    assert rows(verdicts)[1][-1] == (
-        "synthetic stand-in data + real pretrained (resnet18, vit_tiny); datasets: synthetic_scenes"
-    )
+    assert rows(verdicts)[1][-1] == ("synthetic data: resnet18, vit_tiny (pretrained) on synthetic_scenes")
     c6 = rows(verdicts)[5]
     assert (
         c6[0] == '<a href="#claim-C6">C6</a>'
@@ -151,6 +149,8 @@ def test_paper_tables_pivot_with_intervals(report):
     f1 = block(report, "table-f1")
     assert '<th colspan="3" class="group-start">cosine · F1@1</th>' in f1 and "rbf · F1@1" in f1
     resnet, vit = rows(f1)
+    assert 'title="sort by  · data"' not in f1  # every row synthetic: the banner says so, no data column
+    resnet, vit = [["synthetic", *row] for row in (resnet, vit)]
     assert resnet[:4] == ["synthetic", "synthetic_scenes", "resnet18", "layer4"]
     # cosine: 0.41 -> 0.53, gain 0.12 with a tight interval over 40 queries (green); rbf: 0.38 -> 0.50
     assert resnet[4:6] == ["0.410", "0.530"] and re.fullmatch(r"0\.120 \[0\.1\d\d, 0\.1\d\d\]", resnet[6])
@@ -160,8 +160,8 @@ def test_paper_tables_pivot_with_intervals(report):
     table1 = block(report, "table-correlation")
     assert "cosine · Pearson r" in table1 and "linear · Spearman ρ" in table1
     (row,) = rows(table1)
-    assert row[:4] == ["synthetic", "synthetic", "resnet18", "layer4"]
-    cells = row[4:]
+    assert row[:3] == ["synthetic", "resnet18", "layer4"]
+    cells = row[3:]
     assert cells[:3] == ["-0.310", cells[1], cells[2]] and cells[1].startswith("-0.420 [")
     assert cells[2].startswith("-0.110 [")  # cosine: Δ Pearson = -0.42 - (-0.31)
     assert cells[8].startswith("0.080 [") and cells[-2:] == ["20", "1"]  # linear: Δ Pearson +0.08 contradicts

@@ -56,6 +56,15 @@ def test_retrieval_grid_layout_and_image_formats(tmp_path):
     )
     assert len(figure.axes) == 6
     assert "0.900" in figure.axes[1].get_title() and "x" in figure.axes[1].get_title()
+    long = "pink stripes ell, green checker bar, lime dots star, orange gradient crescent"
+    wrapped = figures.retrieval_grid(
+        queries[:1], retrieved[:1], np.array([[0.9, 0.8]]), [long], [[long, "y"]]
+    )
+    for ax in wrapped.axes[
+        :2
+    ]:  # long category lists wrap to the panel's width instead of running into the next
+        lines = ax.get_title().split("\n")
+        assert len(lines) > 3 and max(len(line) for line in lines) <= 37
     assert _saved_size(figure, tmp_path) == _expected_size(figure)
 
 

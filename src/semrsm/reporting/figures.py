@@ -193,16 +193,21 @@ def retrieval_grid(
             len(titles) != n_queries or (shape is not None and any(len(row) != shape for row in titles))
         ):
             raise ValueError(f"{what} must match the {n_queries} queries (and k={k} retrievals)")
-    figure = Figure(figsize=(panel_size * (k + 1), panel_size * 1.15 * n_queries), layout="constrained")
+    figure = Figure(figsize=(panel_size * (k + 1), panel_size * 1.3 * n_queries), layout="constrained")
     axes = figure.subplots(n_queries, k + 1, squeeze=False)
+    chars = max(12, int(panel_size * 72 / (0.58 * 8)))  # characters of 8-pt text across one panel
+
+    def fit(text: str) -> str:
+        return "\n".join(textwrap.fill(line, chars) for line in str(text).split("\n"))
+
     for q in range(n_queries):
         axes[q, 0].imshow(_displayable(queries[q], f"queries[{q}]"), cmap="gray")
-        axes[q, 0].set_title("query" + (f"\n{query_titles[q]}" if query_titles else ""), fontsize=8)
+        axes[q, 0].set_title(fit("query" + (f"\n{query_titles[q]}" if query_titles else "")), fontsize=8)
         for j in range(k):
             ax = axes[q, j + 1]
             ax.imshow(_displayable(retrieved[q][j], f"retrieved[{q}][{j}]"), cmap="gray")
             label = f"{retrieved_titles[q][j]}\n" if retrieved_titles else ""
-            ax.set_title(f"{label}#{j + 1}: {score_array[q, j]:.3f}", fontsize=8)
+            ax.set_title(fit(f"{label}#{j + 1}: {score_array[q, j]:.3f}"), fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

@@ -162,7 +162,7 @@ def f1_table(tables: Mapping[str, pd.DataFrame]) -> PaperTable | None:
             "seeds": evidence["seeds"],
         }
     )
-    keys = _optional(rows, ["data", "dataset", "backbone", "layer"], "matcher")
+    keys = _optional(rows, [*_optional(rows, [], "data"), "dataset", "backbone", "layer"], "matcher")
     values = [("F1@1", "spatio-semantic"), ("F1@1", "semantic"), ("F1@1", "gain [95 % CI]")]
     table, _ = pivot(rows, keys, "kernel", values, ("queries", "seeds"))
     matcher = "" if "matcher" in keys else f" The semantic RSM uses the {_single(rows, 'matcher')} matching."
@@ -214,7 +214,7 @@ def correlation_table(verdict: Verdict, sizes: Mapping[tuple[str, str], int]) ->
             )
         ]
         values += [(label, f"{method} spatio-sem."), (label, f"{method} semantic"), (label, f"{method} Δ")]
-    keys = _optional(rows, ["data", "dataset", "backbone", "layer"], "matcher")
+    keys = _optional(rows, [*_optional(rows, [], "data"), "dataset", "backbone", "layer"], "matcher")
     table, _ = pivot(rows, keys, "kernel", values, ("images", "seeds"))
     table.columns = pd.MultiIndex.from_tuples(
         [

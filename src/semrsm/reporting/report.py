@@ -28,6 +28,7 @@ from markupsafe import Markup
 from semrsm.reporting import banners
 from semrsm.reporting.claims import CLAIMS, CONTRADICTS, STATUSES, SUPPORTS, Claim, Verdict, judge_claims
 from semrsm.reporting.paper_tables import PaperTable, paper_tables
+from semrsm.reporting.provenance import PRETRAINED, SYNTHETIC_DATA, TRAINED_HERE
 from semrsm.reporting.report_html import Cell, TableView, macro, render, table_view, with_cells
 from semrsm.reporting.report_images import embed_image
 from semrsm.reporting.report_scan import RunResult, SweepTable, combined_tables, find_runs, find_sweep_tables
@@ -107,7 +108,7 @@ def failed_runs_of(claim: Claim, incomplete: Sequence[RunResult]) -> list[RunRes
 
 def _effect_range(claim: str, verdict: Verdict) -> str:
     column, label = EFFECTS.get(claim, ("", ""))
-    evidence = verdict.evidence
+    evidence = judged_rows(verdict.evidence)
     if evidence.empty or column not in evidence:
         return ""
     values = pd.to_numeric(evidence[column], errors="coerce").dropna()
@@ -118,13 +119,48 @@ def _effect_range(claim: str, verdict: Verdict) -> str:
     return f"{label} {values.min():+.3f} to {values.max():+.3f}"
 
 
+def judged_rows(evidence: pd.DataFrame) -> pd.DataFrame:
+    """The evidence rows a verdict judges (C4 also shows same- and different-source pairs, not judged)."""
+    return (
+        evidence[evidence["pairs"].isin(["all"]) | evidence["pairs"].isna()]
+        if "pairs" in evidence
+        else evidence
+    )
+
+
 def _tally(verdict: Verdict) -> str:
-    if verdict.evidence.empty or "outcome" not in verdict.evidence:
+    evidence = judged_rows(verdict.evidence)
+    if evidence.empty or "outcome" not in evidence:
         return verdict.summary if verdict.status == "not run" else ""
-    counts = verdict.evidence["outcome"].value_counts()
-    total = int(counts.sum())
-    support, contradict = int(counts.get(SUPPORTS, 0)), int(counts.get(CONTRADICTS, 0))
-    return f"{support}/{total} configurations support, {contradict} contradict"
+    parts = evidence.groupby("part", sort=False) if "part" in evidence else [("", evidence)]
+    texts = []
+    for part, rows in parts:
+        counts = rows["outcome"].value_counts()
+        total = int(counts.sum())
+        support, contradict = int(counts.get(SUPPORTS, 0)), int(counts.get(CONTRADICTS, 0))
+        label = f"{part}: " if part else ""
+        texts.append(f"{label}{support}/{total} configurations support, {contradict} contradict")
+    return "; ".join(texts)
+
+
+def compact_basis(verdict: Verdict) -> str:
+    """``synthetic: resnet18_synthetic (trained here) on synthetic_scenes; real: ...`` from the evidence."""
+    evidence = judged_rows(verdict.evidence)
+    if evidence.empty or not {"data", "model"} <= set(evidence):
+        return verdict.basis or "no finished results"
+    parts = []
+    for (data, model), rows in evidence.groupby(["data", "model"], sort=True):
+        kind = "synthetic" if data == SYNTHETIC_DATA else "real"
+        who = {TRAINED_HERE: "trained here", PRETRAINED: "pretrained"}.get(model, "no model")
+        backbones = ", ".join(
+            sorted({str(b) for b in rows.get("backbone", pd.Series()).dropna() if str(b) != "None"})
+        )
+        datasets = ", ".join(
+            sorted({str(d) for d in rows.get("dataset", pd.Series()).dropna() if str(d) != "None"})
+        )
+        text = f"{kind} data: {backbones or 'generated maps'} ({who})"
+        parts.append(text + (f" on {datasets}" if datasets else ""))
+    return "; ".join(parts)
 
 
 def verdicts_view(verdicts: Sequence[Verdict], incomplete: Sequence[RunResult]) -> TableView:
@@ -132,10 +168,7 @@ def verdicts_view(verdicts: Sequence[Verdict], incomplete: Sequence[RunResult]) 
     rows = []
     for claim, verdict in zip(CLAIMS, verdicts, strict=True):
         failed = failed_runs_of(claim, incomplete)
-        basis = verdict.basis or "no finished results"
-        if "dataset" in verdict.evidence:
-            datasets = sorted({str(d) for d in verdict.evidence["dataset"].dropna()})
-            basis += f"; datasets: {', '.join(datasets)}" if datasets else ""
+        basis = compact_basis(verdict)
         if failed:
             basis += f"; {len(failed)} run(s) failed or unfinished"
         result = " · ".join(part for part in (_tally(verdict), _effect_range(claim.id, verdict)) if part)
