@@ -37,7 +37,7 @@ reproduce: install ## Run every experiment (SUITE=offline|paper|smoke) and build
 	$(PY) experiments/reproduce.py --suite $(SUITE)
 
 test: install ## Run the test suite (offline; wandb disabled)
-	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -n 2 --dist loadgroup -q
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -n 2 --dist worksteal -q
 
 bench: install ## Benchmarks as ratios to a reference run in the same process (engine, feature extraction)
 	$(PY) -m semrsm.bench

@@ -12,6 +12,8 @@ torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items):
-    """Slow end-to-end tests first, so that with ``-n 2`` the short ones fill the gaps at the end instead of
-    one worker finishing a long test alone (a stable sort: every xdist worker gets the same order)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Modules with slow end-to-end tests first, so that with ``-n 2`` the short ones fill the gaps at the end
+    instead of one worker finishing a long test alone. Each module's tests stay together (their module-scoped
+    fixtures are made once) and the sort is stable, so every xdist worker gets the same order."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)

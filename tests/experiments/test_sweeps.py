@@ -79,14 +79,14 @@ def test_sweep_2x2_aggregates_into_one_table_and_its_rerun_reuses_finished_jobs(
 
 
 @pytest.mark.slow
-def test_retrieval_sweep_over_backbones_kernels_matchers(tmp_path):
+def test_retrieval_sweep_over_backbones_and_kernels(tmp_path):
     _multirun(
         tmp_path,
         "experiment=retrieval",
         "backbone=resnet18,vit_tiny",
         "backbone.pretrained=false",
         "kernel=cosine,rbf",
-        "matcher=hungarian,batch_optimal",
+        "matcher=batch_optimal",
         "dataset.num_images=8",
         "dataset.image_size=64",
         "experiment.queries_shown=0",
@@ -94,12 +94,12 @@ def test_retrieval_sweep_over_backbones_kernels_matchers(tmp_path):
         "logger=none",
     )
     sweep = tmp_path / "outputs" / "multirun" / "retrieval"
-    assert len(_job_dirs(sweep)) == 8
+    assert len(_job_dirs(sweep)) == 4
     table = pd.read_csv(sweep / "retrieval.csv")
     # one row per job x {spatio-semantic, semantic} on the last layer
-    assert len(table) == 16 and table.groupby(["backbone", "kernel", "matcher"]).size().eq(2).all()
+    assert len(table) == 8 and table.groupby(["backbone", "kernel", "matcher"]).size().eq(2).all()
     assert set(table["invariant"]) == {True, False} and table["f1_at_1"].between(0, 1).all()
-    assert len(pd.read_csv(sweep / "aggregate.csv")) == 8
+    assert len(pd.read_csv(sweep / "aggregate.csv")) == 4
 
 
 @pytest.mark.filterwarnings("ignore:.*validated against ConfigStore schema")

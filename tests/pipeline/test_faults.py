@@ -25,7 +25,7 @@ COMMAND = [
     "dataset=synthetic",
     "dataset.num_classes=4",
     "dataset.train_per_class=1",
-    "dataset.val_per_class=25",  # N = 100 images: 25 shards of 4 to kill extraction between
+    "dataset.val_per_class=15",  # N = 60 images: 15 shards of 4 to kill extraction between
     "backbone=resnet18",
     "backbone.pretrained=false",
     "backbone.img_size=112",
@@ -141,7 +141,7 @@ def test_kill_during_extraction_then_resume_gives_the_clean_features(root, reque
     done = _run(root, "extract")
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((_results(root, "extract") / "metrics.json").read_text())
-    assert 0 < metrics["computed_samples"] < metrics["num_samples"] == 100  # resumed: finished shards kept
+    assert 0 < metrics["computed_samples"] < metrics["num_samples"] == 60  # resumed: finished shards kept
     clean = request.getfixturevalue("clean")  # asked for last: another worker may be making it meanwhile
     for name, array in _features(clean).items():
         np.testing.assert_array_equal(_features(root)[name], array)
