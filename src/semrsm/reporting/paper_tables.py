@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -131,6 +132,21 @@ def _single(rows: pd.DataFrame, column: str) -> str:
     return ", ".join(values)
 
 
+def _setup_columns(evidence: pd.DataFrame, sizes: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """The columns naming what a row measured: data kind, dataset, backbone, layer (with its size), matcher,
+    kernel."""
+    return {
+        "data": [data_label(d) for d in evidence["dataset"]],
+        "dataset": evidence["dataset"],
+        "backbone": evidence["backbone"],
+        "layer": [
+            layer_label(b, la, sizes) for b, la in zip(evidence["backbone"], evidence["layer"], strict=True)
+        ],
+        "matcher": evidence["matcher"],
+        "kernel": evidence["kernel"],
+    }
+
+
 def f1_table(tables: Mapping[str, pd.DataFrame]) -> PaperTable | None:
     """F1@1 spatio-semantic vs semantic per dataset x backbone x layer x kernel, gain with its interval."""
     queries = tables.get("retrieval_queries")
@@ -141,15 +157,7 @@ def f1_table(tables: Mapping[str, pd.DataFrame]) -> PaperTable | None:
     sizes = spatial_sizes(tables)
     rows = pd.DataFrame(
         {
-            "data": [data_label(d) for d in evidence["dataset"]],
-            "dataset": evidence["dataset"],
-            "backbone": evidence["backbone"],
-            "layer": [
-                layer_label(b, la, sizes)
-                for b, la in zip(evidence["backbone"], evidence["layer"], strict=True)
-            ],
-            "matcher": evidence["matcher"],
-            "kernel": evidence["kernel"],
+            **_setup_columns(evidence, sizes),
             "spatio-semantic": [_estimate(v) for v in evidence["f1_non_invariant"]],
             "semantic": [_estimate(v) for v in evidence["f1_invariant"]],
             "gain [95 % CI]": [
@@ -185,15 +193,7 @@ def correlation_table(verdict: Verdict, sizes: Mapping[tuple[str, str], int]) ->
     evidence = evidence.reset_index(drop=True)
     rows = pd.DataFrame(
         {
-            "data": [data_label(d) for d in evidence["dataset"]],
-            "dataset": evidence["dataset"],
-            "backbone": evidence["backbone"],
-            "layer": [
-                layer_label(b, la, sizes)
-                for b, la in zip(evidence["backbone"], evidence["layer"], strict=True)
-            ],
-            "matcher": evidence["matcher"],
-            "kernel": evidence["kernel"],
+            **_setup_columns(evidence, sizes),
             "images": evidence["n_units"],
             "seeds": evidence["seeds"],
         }
