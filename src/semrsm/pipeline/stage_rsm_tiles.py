@@ -29,7 +29,7 @@ from semrsm.pipeline.rsm_predict import check_trainer_options, match_layer
 from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
-from semrsm.pipeline.tiles import PairTile, check_tile_choice, finished_tiles, save_part
+from semrsm.pipeline.tiles import PairTile, check_tile_choice, finished_tiles, pair_count, save_part
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                 "spatial_size": features.spatial_size(layer),
                 "tile_index": tile_index if sweep_job else None,
                 "num_tiles": num_tiles,
-                "num_pairs": tile.num_pairs if sweep_job else tile.num_samples * (tile.num_samples - 1) // 2,
+                "num_pairs": tile.num_pairs if sweep_job else pair_count(len(features)),
                 "status": status,
                 "seconds": time.perf_counter() - start,
             }
