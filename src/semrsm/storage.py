@@ -25,7 +25,7 @@ import shutil
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,12 +55,13 @@ class NoSpaceError(OSError):
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert numpy/torch scalars and arrays, paths, tuples and sets (sorted) to JSON types; NaN/inf -> None."""
-    if isinstance(value, dict):
+    """Convert mappings (OmegaConf's too, interpolations resolved), sequences, sets (sorted), numpy/torch scalars
+    and arrays and paths to JSON types; NaN/inf -> None."""
+    if isinstance(value, Mapping):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, set | frozenset):
         return sorted((to_jsonable(item) for item in value), key=repr)
-    if isinstance(value, list | tuple):
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return [to_jsonable(item) for item in value]
     if hasattr(value, "tolist") and not isinstance(value, str):  # numpy / torch scalars and arrays
         return to_jsonable(value.tolist())

@@ -21,7 +21,7 @@ CONTRACT = [
     "layer",
     "kernel",
     "matcher",
-    "invariant",
+    "semantic",
     "pearson",
     "spearman",
     "n_pairs",
@@ -65,7 +65,7 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert set(CONTRACT) <= set(table.columns)
     assert table["layer"].unique().tolist() == ["layer1", "layer2", "layer3", "layer4"]
     assert table["spatial_size"].unique().tolist() == [256, 64, 16, 4]
-    assert (table.groupby("layer")["invariant"].apply(sorted) == [[False, True]] * 4).all()
+    assert (table.groupby("layer")["semantic"].apply(sorted) == [[False, True]] * 4).all()
     assert set(table["dataset"]) == {"synthetic"} and set(table["kernel"]) == {"cosine"}
     assert set(table["matcher"]) == {"lapjv"} and set(table["backbone"]) == {"resnet18"}
     assert table[["pearson", "spearman"]].stack().between(-1, 1).all()
@@ -73,9 +73,9 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     for figure in ("scatter", "pearson"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 1000
     assert summary["num_samples"] == 12 and summary["num_classes"] == 3 and summary["num_layers"] == 4
-    invariant = table[table["invariant"]]
-    assert summary["pearson/semantic/mean"] == pytest.approx(invariant["pearson"].mean())
-    assert summary["spearman/semantic/last"] == pytest.approx(invariant["spearman"].iloc[-1])  # layer4
+    semantic = table[table["semantic"]]
+    assert summary["pearson/semantic/mean"] == pytest.approx(semantic["pearson"].mean())
+    assert summary["spearman/semantic/last"] == pytest.approx(semantic["spearman"].iloc[-1])  # layer4
     metrics = json.loads((results / "metrics.json").read_text())
     assert metrics["pearson/semantic/mean"] == pytest.approx(summary["pearson/semantic/mean"])
     assert (table["pairs"] == "all").all() and (table["n_images"] == 12).all()
@@ -83,8 +83,8 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     boot = pd.read_csv(results / "tables" / "class_probability_bootstrap.csv")
     assert (boot.groupby("layer").size() == 1 + N_RESAMPLES).all() and (boot["n_units"] == 12).all()
     full = boot[boot["replicate"] == -1].set_index("layer")
-    for invariant, side in ((True, "invariant"), (False, "non_invariant")):
-        rows = table[table["invariant"] == invariant].set_index("layer")
+    for semantic, side in ((True, "semantic"), (False, "spatio_semantic")):
+        rows = table[table["semantic"] == semantic].set_index("layer")
         for method in ("pearson", "spearman"):  # the full-sample row is the plain correlation
             np.testing.assert_allclose(full[f"{method}_{side}"], rows.loc[full.index, method], rtol=1e-9)
 
@@ -154,12 +154,12 @@ def test_sample_pairs_are_distinct_upper_triangle_pairs():
 
 
 def test_summary_counts_layers_more_negative_with_invariance():
-    def table(invariant_pearson):
+    def table(semantic_pearson):
         rows = []
-        for layer, (inv, base) in enumerate(zip(invariant_pearson, [-0.2, -0.3], strict=True)):
+        for layer, (inv, base) in enumerate(zip(semantic_pearson, [-0.2, -0.3], strict=True)):
             rows += [
-                {"layer": layer, "invariant": True, "pearson": inv, "spearman": inv, "pairs": "all"},
-                {"layer": layer, "invariant": False, "pearson": base, "spearman": base, "pairs": "all"},
+                {"layer": layer, "semantic": True, "pearson": inv, "spearman": inv, "pairs": "all"},
+                {"layer": layer, "semantic": False, "pearson": base, "spearman": base, "pairs": "all"},
             ]
         return pd.DataFrame(rows)
 

@@ -21,7 +21,7 @@ from semrsm.pipeline.stage_retrieval import (
 )
 from semrsm.pipeline.stages import run_stage
 
-CONTRACT = ["dataset", "backbone", "layer", "kernel", "matcher", "invariant", "f1_at_1", "n_queries"]
+CONTRACT = ["dataset", "backbone", "layer", "kernel", "matcher", "semantic", "f1_at_1", "n_queries"]
 TINY = [
     "experiment=retrieval",
     "logger=none",
@@ -54,18 +54,18 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert set(CONTRACT) <= set(table.columns)
     assert table["layer"].unique().tolist() == ["layer1", "layer2", "layer3", "layer4"]
     assert table["spatial_size"].unique().tolist() == [256, 64, 16, 4]
-    assert (table.groupby("layer")["invariant"].apply(sorted) == [[False, True]] * 4).all()
+    assert (table.groupby("layer")["semantic"].apply(sorted) == [[False, True]] * 4).all()
     assert set(table["dataset"]) == {"synthetic_scenes"} and set(table["backbone"]) == {"resnet18"}
     assert set(table["kernel"]) == {"cosine"} and set(table["matcher"]) == {"lapjv"}
     assert table["f1_at_1"].between(0, 1).all() and (table["n_queries"] == 12).all()
     assert table["f1_random"].between(0, 1).all() and table["f1_random"].nunique() == 1
     assert table["neighbor_similarity_mean"].between(-1, 1).all()
-    wide = table.pivot(index="layer", columns="invariant", values="neighbor_similarity_mean")
+    wide = table.pivot(index="layer", columns="semantic", values="neighbor_similarity_mean")
     assert (wide[True] >= wide[False] - 1e-9).all()  # exact matching never lowers a cosine similarity
     for layer in ("layer1", "layer2", "layer3", "layer4"):
         assert (results / "figures" / f"retrievals_{layer}.png").stat().st_size > 1000
     assert summary["num_samples"] == 12 and summary["num_layers"] == 4
-    gains = table.pivot(index="layer", columns="invariant", values="f1_at_1").diff(axis=1)[True]
+    gains = table.pivot(index="layer", columns="semantic", values="f1_at_1").diff(axis=1)[True]
     assert summary["f1_gain/min"] == pytest.approx(gains.min())
     assert summary["f1_gain/max"] == pytest.approx(gains.max())
     assert summary["f1_gain/cosine/last"] == pytest.approx(gains["layer4"])  # the deepest layer
@@ -73,13 +73,13 @@ def test_conv_backbone_table_figures_and_summary(resnet_run):
     assert not [key for key in summary if "layer" in key.split("/")[0] and key != "num_layers"]
     queries = pd.read_csv(results / "tables" / "retrieval_queries.csv")
     assert len(queries) == 4 * 12 and (queries["seed"] == 0).all()
-    means = queries.groupby("layer")[["f1_invariant", "f1_non_invariant"]].mean()
-    wide = table.pivot(index="layer", columns="invariant", values="f1_at_1")
-    np.testing.assert_allclose(means["f1_invariant"], wide.loc[means.index, True], rtol=1e-12)
-    np.testing.assert_allclose(means["f1_non_invariant"], wide.loc[means.index, False], rtol=1e-12)
-    invariant = table[(table["layer"] == "layer4") & table["invariant"]]
-    assert summary["f1_at_1/semantic/cosine/last"] == pytest.approx(invariant["f1_at_1"].item())
-    baseline = table[(table["layer"] == "layer4") & ~table["invariant"]]
+    means = queries.groupby("layer")[["f1_semantic", "f1_spatio_semantic"]].mean()
+    wide = table.pivot(index="layer", columns="semantic", values="f1_at_1")
+    np.testing.assert_allclose(means["f1_semantic"], wide.loc[means.index, True], rtol=1e-12)
+    np.testing.assert_allclose(means["f1_spatio_semantic"], wide.loc[means.index, False], rtol=1e-12)
+    semantic = table[(table["layer"] == "layer4") & table["semantic"]]
+    assert summary["f1_at_1/semantic/cosine/last"] == pytest.approx(semantic["f1_at_1"].item())
+    baseline = table[(table["layer"] == "layer4") & ~table["semantic"]]
     assert summary["f1_at_1/spatio_semantic/cosine/last"] == pytest.approx(baseline["f1_at_1"].item())
 
 
@@ -168,10 +168,12 @@ def test_retrieval_rows_per_variant():
     blocks = np.kron(np.eye(2), np.ones((2, 2))) + 0.1 * np.eye(4)  # the same objects are most similar
     shifted = np.roll(blocks, 2, axis=1) + 0.1 * np.eye(4)  # the other objects are most similar
     rows, queries = retrieval_rows({False: shifted, True: blocks}, categories, layer="l")
-    assert [(row["invariant"], row["f1_at_1"]) for row in rows] == [(False, 0.0), (True, 1.0)]
+    assert [(row["semantic"], row["f1_at_1"]) for row in rows] == [(False, 0.0), (True, 1.0)]
     assert queries["layer"].tolist() == ["l"] * 4 and queries["query"].tolist() == [0, 1, 2, 3]
-    assert queries["f1_invariant"].tolist() == [1.0] * 4 and queries["f1_non_invariant"].tolist() == [0.0] * 4
-    assert queries["neighbor_invariant"].tolist() == [1, 0, 3, 2]
+    assert (
+        queries["f1_semantic"].tolist() == [1.0] * 4 and queries["f1_spatio_semantic"].tolist() == [0.0] * 4
+    )
+    assert queries["neighbor_semantic"].tolist() == [1, 0, 3, 2]
     assert all(row["layer"] == "l" and row["n_queries"] == 4 for row in rows)
     assert [row["neighbor_similarity_mean"] for row in rows] == pytest.approx([1.1, 1.0])
     assert random_f1(categories) == pytest.approx(1 / 3)
@@ -230,12 +232,12 @@ def test_several_kernels_from_one_matching_agree_with_single_kernel_runs(root, r
     table = pd.read_csv(results / "tables" / "retrieval.csv")
     assert table["kernel"].tolist() == ["linear", "linear", "cosine", "cosine"]
     single = pd.read_csv(resnet_run[1] / "tables" / "retrieval.csv")
-    single = single[single["layer"] == "layer4"].set_index("invariant")["f1_at_1"]
-    cosine = table[table["kernel"] == "cosine"].set_index("invariant")["f1_at_1"]
+    single = single[single["layer"] == "layer4"].set_index("semantic")["f1_at_1"]
+    cosine = table[table["kernel"] == "cosine"].set_index("semantic")["f1_at_1"]
     assert cosine.to_dict() == single.to_dict()
     queries = pd.read_csv(results / "tables" / "retrieval_queries.csv")
     assert queries.groupby("kernel").size().to_dict() == {"cosine": 12, "linear": 12}
-    linear = table[table["kernel"] == "linear"].set_index("invariant")["f1_at_1"]
+    linear = table[table["kernel"] == "linear"].set_index("semantic")["f1_at_1"]
     assert summary["f1_at_1/semantic/linear/last"] == pytest.approx(linear[True])
     assert summary["f1_gain/linear/last"] == pytest.approx(linear[True] - linear[False])
     with pytest.raises(ValueError, match="experiment.kernels must list distinct kernels"):

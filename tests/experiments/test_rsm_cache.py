@@ -119,7 +119,7 @@ def test_bad_input_raises(tmp_path, features):
     cfg = make_cfg(tmp_path)
     with pytest.raises(ValueError, match="unknown layer 'fc'"):
         layer_rsms(rsm_spec(cfg), features, "fc", True)
-    with pytest.raises(ValueError, match="invariant must be True or False"):
+    with pytest.raises(ValueError, match="semantic must be True or False"):
         layer_rsms(rsm_spec(cfg), features, "conv", "yes")
     with pytest.raises(ValueError, match="empty list of kernel names"):
         layer_rsms(rsm_spec(cfg), features, "conv", True, [])

@@ -19,7 +19,7 @@ from semrsm.pipeline.rsm_predict import PairTileMatcher, check_trainer_options, 
 from semrsm.pipeline.stage_common import rsm_spec
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import run_stage
-from semrsm.pipeline.tiles import PairTile, save_part
+from semrsm.pipeline.tiles import Tile, save_part
 
 N = 14
 
@@ -61,14 +61,14 @@ def test_finished_parts_are_kept_and_only_the_missing_tiles_predicted(tmp_path, 
     entry = cache_entry(RSMSpec(tmp_path / "cache", "lapjv"), features, "tokens", True)
     whole = _whole(tmp_path, features, "tokens")
     for index in (1, 4):
-        save_part(entry.parts_dir, PairTile(N, index, 5), whole)
+        save_part(entry.parts_dir, Tile(N, index, 5), whole)
     got = match_layer(entry, features, 5)
     assert computed_tiles == [0, 2, 3]
     torch.testing.assert_close(got.scores, whole.scores, rtol=0, atol=0)
 
 
 def test_each_rank_takes_every_world_size_th_tile():
-    tiles = [PairTile(N, index, 7) for index in range(7)]
+    tiles = [Tile(N, index, 7) for index in range(7)]
 
     class Trainer:
         def __init__(self, rank):

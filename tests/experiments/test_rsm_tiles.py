@@ -23,15 +23,15 @@ from semrsm.pipeline.stage_common import rsm_spec
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stage_rsm_tiles import layer_tile
 from semrsm.pipeline.stages import run_stage
-from semrsm.pipeline.tiles import PairTile, check_tile_choice, pair_count, save_part
+from semrsm.pipeline.tiles import Tile, check_tile_choice, pair_count, save_part
 from semrsm.similarity import MatchedScores
-from semrsm.similarity.engine import TILE_BYTES
+from semrsm.similarity.engine import BLOCK_BYTES
 
 REPO = Path(__file__).resolve().parents[2]
 N = 11  # 55 pairs: four tiles of 13 or 14
 
 
-def pairs_of(tile: PairTile) -> list[tuple[int, int]]:
+def pairs_of(tile: Tile) -> list[tuple[int, int]]:
     return [(row, col) for row, first, end in tile.segments() for col in range(first, end)]
 
 
@@ -41,40 +41,40 @@ def test_tiles_cut_the_pairs_into_balanced_runs(num_samples):
         (int(i), int(j)) for i, j in zip(*np.triu_indices(num_samples, 1), strict=True)
     ]  # row-major
     for num_tiles in sorted({1, 2, 3, 4, 7, len(every_pair)} & set(range(1, len(every_pair) + 1))):
-        tiles = [PairTile(num_samples, index, num_tiles) for index in range(num_tiles)]
+        tiles = [Tile(num_samples, index, num_tiles) for index in range(num_tiles)]
         sizes = [tile.num_pairs for tile in tiles]
         assert sum(sizes) == pair_count(num_samples) and max(sizes) - min(sizes) <= 1
         assert [pair for tile in tiles for pair in pairs_of(tile)] == every_pair  # each pair once, in order
 
 
-@pytest.mark.parametrize("tile_size", [1, 2, 3, 5, None])
-def test_engine_tiles_compute_exactly_the_tile_pairs_within_the_memory_bound(tile_size):
+@pytest.mark.parametrize("block_size", [1, 2, 3, 5, None])
+def test_pair_blocks_of_a_tile_compute_exactly_the_tile_pairs_within_the_memory_bound(block_size):
     for num_samples, num_tiles in [(5, 1), (5, 3), (13, 4), (13, 10), (30, 7)]:
         for index in range(num_tiles):
-            tile = PairTile(num_samples, index, num_tiles)
-            blocks = tile.engine_tiles(bytes_per_pair=36, tile_size=tile_size)
+            tile = Tile(num_samples, index, num_tiles)
+            blocks = tile.pair_blocks(bytes_per_pair=36, block_size=block_size)
             computed = [
                 (block.rows[a], block.cols[b])
                 for block in blocks
                 for a, b in zip(*block.local_pairs(), strict=True)
             ]
             assert sorted(computed) == pairs_of(tile)  # no pair twice, none missing, none foreign
-            side = tile_size or max(4, math.ceil(num_samples / 8))
+            side = block_size or max(4, math.ceil(num_samples / 8))
             assert all(len(block.rows) * len(block.cols) <= side * side for block in blocks)
 
 
-def test_engine_tiles_shrink_to_the_memory_budget():
-    tile = PairTile(40, 1, 3)
-    assert all(len(b.rows) * len(b.cols) == 1 for b in tile.engine_tiles(bytes_per_pair=TILE_BYTES))
-    assert all(len(b.rows) * len(b.cols) <= 4 for b in tile.engine_tiles(bytes_per_pair=TILE_BYTES // 4))
+def test_pair_blocks_of_a_tile_shrink_to_the_memory_budget():
+    tile = Tile(40, 1, 3)
+    assert all(len(b.rows) * len(b.cols) == 1 for b in tile.pair_blocks(bytes_per_pair=BLOCK_BYTES))
+    assert all(len(b.rows) * len(b.cols) <= 4 for b in tile.pair_blocks(bytes_per_pair=BLOCK_BYTES // 4))
 
 
 @pytest.mark.parametrize("align", [3, 8])
-def test_engine_tiles_keep_aligned_blocks_whole(align):
+def test_pair_blocks_of_a_tile_keep_aligned_blocks_whole(align):
     for num_samples, num_tiles in [(30, 1), (30, 4), (45, 7)]:
         for index in range(num_tiles):
-            tile = PairTile(num_samples, index, num_tiles)
-            blocks = tile.engine_tiles(bytes_per_pair=36, align=align)
+            tile = Tile(num_samples, index, num_tiles)
+            blocks = tile.pair_blocks(bytes_per_pair=36, align=align)
             computed = sorted(
                 (block.rows[a], block.cols[b])
                 for block in blocks
@@ -93,7 +93,7 @@ def test_take_and_put_round_trip_through_both_triangles():
     full = full + full.T
     rebuilt = np.full((N, N), np.nan)
     for index in range(4):
-        tile = PairTile(N, index, 4)
+        tile = Tile(N, index, 4)
         tile.put(rebuilt, tile.take(full))
     np.fill_diagonal(rebuilt, np.diag(full))
     np.testing.assert_array_equal(rebuilt, full)
@@ -110,9 +110,9 @@ def test_bad_tile_choice_raises_naming_it():
         with pytest.raises(ValueError, match=f"got num_tiles={bad!r}"):
             check_tile_choice(0, bad)
     with pytest.raises(ValueError, match="num_tiles=4 exceeds the 3 pairs of 3 samples"):
-        PairTile(3, 0, 4)
-    with pytest.raises(ValueError, match="tile_size must be a positive integer"):
-        PairTile(N, 0, 2).engine_tiles(36, tile_size=0)
+        Tile(3, 0, 4)
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        Tile(N, 0, 2).pair_blocks(36, block_size=0)
 
 
 # --- tile parts in the RSM cache
@@ -140,9 +140,11 @@ def matched_pairs(monkeypatch):
     counts = []
     original = rsm_cache.matched_scores
 
-    def counting(reps, matcher, tiles=None, **kwargs):
-        counts.append(pair_count(len(reps)) if tiles is None else sum(len(t.local_pairs()[0]) for t in tiles))
-        return original(reps, matcher, tiles=tiles, **kwargs)
+    def counting(reps, matcher, blocks=None, **kwargs):
+        counts.append(
+            pair_count(len(reps)) if blocks is None else sum(len(b.local_pairs()[0]) for b in blocks)
+        )
+        return original(reps, matcher, blocks=blocks, **kwargs)
 
     monkeypatch.setattr(rsm_cache, "matched_scores", counting)
     return counts
@@ -163,10 +165,10 @@ def test_four_tiles_merge_into_exactly_the_whole_layer_result(
 ):
     cfg = make_cfg(tmp_path / "cache", matcher)
     statuses = [
-        layer_tile(rsm_spec(cfg), features, layer, PairTile(N, i, 4), progress=False) for i in (2, 0, 3, 1)
+        layer_tile(rsm_spec(cfg), features, layer, Tile(N, i, 4), progress=False) for i in (2, 0, 3, 1)
     ]
     assert statuses == ["computed", "computed", "computed", "merged"]
-    assert matched_pairs == [PairTile(N, i, 4).num_pairs for i in (2, 0, 3, 1)]
+    assert matched_pairs == [Tile(N, i, 4).num_pairs for i in (2, 0, 3, 1)]
     entry = cache_entry(rsm_spec(cfg), features, layer, True)
     assert entry.path.is_file() and not entry.parts_dir.exists()
 
@@ -181,14 +183,14 @@ def test_four_tiles_merge_into_exactly_the_whole_layer_result(
 
 def test_rerunning_a_finished_tile_does_nothing(tmp_path, features, matched_pairs):
     cfg = make_cfg(tmp_path / "cache")
-    tile = PairTile(N, 1, 3)
+    tile = Tile(N, 1, 3)
     assert layer_tile(rsm_spec(cfg), features, "conv", tile, progress=False) == "computed"
     part = cache_entry(rsm_spec(cfg), features, "conv", True).parts_dir / tile.file_name
     stamp = part.stat().st_mtime_ns
     assert layer_tile(rsm_spec(cfg), features, "conv", tile, progress=False) == "cached"
     assert part.stat().st_mtime_ns == stamp and len(matched_pairs) == 1
     for index in (0, 2):
-        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, index, 3), progress=False)
+        layer_tile(rsm_spec(cfg), features, "conv", Tile(N, index, 3), progress=False)
     assert (
         layer_tile(rsm_spec(cfg), features, "conv", tile, progress=False) == "cached"
     )  # the entry is assembled
@@ -198,21 +200,21 @@ def test_rerunning_a_finished_tile_does_nothing(tmp_path, features, matched_pair
 def test_missing_parts_are_computed_by_the_next_layer_scores(tmp_path, features, matched_pairs, caplog):
     cfg = make_cfg(tmp_path / "cache")
     for index in (0, 1, 3):
-        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, index, 4), progress=False)
+        layer_tile(rsm_spec(cfg), features, "conv", Tile(N, index, 4), progress=False)
     with caplog.at_level(logging.INFO, logger="semrsm.pipeline.rsm_cache"):
         merged = layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
     assert "3 of 4 tile parts finished; computing the missing tiles [2] here" in caplog.text
-    assert matched_pairs[-1] == PairTile(N, 2, 4).num_pairs  # only the missing tile
+    assert matched_pairs[-1] == Tile(N, 2, 4).num_pairs  # only the missing tile
     assert not cache_entry(rsm_spec(cfg), features, "conv", True).parts_dir.exists()
     torch.testing.assert_close(merged.scores, whole_layer(tmp_path, features, "conv").scores, rtol=0, atol=0)
 
 
 def test_the_most_complete_partition_is_finished_and_the_others_dropped(tmp_path, features, matched_pairs):
     cfg = make_cfg(tmp_path / "cache")
-    layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 0, 4), progress=False)  # 13 pairs
-    layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 1, 2), progress=False)  # 28 pairs
+    layer_tile(rsm_spec(cfg), features, "conv", Tile(N, 0, 4), progress=False)  # 13 pairs
+    layer_tile(rsm_spec(cfg), features, "conv", Tile(N, 1, 2), progress=False)  # 28 pairs
     merged = layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
-    assert matched_pairs[-1] == PairTile(N, 0, 2).num_pairs
+    assert matched_pairs[-1] == Tile(N, 0, 2).num_pairs
     assert not cache_entry(rsm_spec(cfg), features, "conv", True).parts_dir.exists()
     torch.testing.assert_close(merged.scores, whole_layer(tmp_path, features, "conv").scores, rtol=0, atol=0)
 
@@ -220,17 +222,16 @@ def test_the_most_complete_partition_is_finished_and_the_others_dropped(tmp_path
 def test_force_recomputes_the_tile_and_the_entry_is_rebuilt_from_parts(tmp_path, features, matched_pairs):
     cfg = make_cfg(tmp_path / "cache")
     for index in range(2):
-        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, index, 2), progress=False)
+        layer_tile(rsm_spec(cfg), features, "conv", Tile(N, index, 2), progress=False)
     entry = cache_entry(rsm_spec(cfg), features, "conv", True)
     assert (
-        layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 0, 2), force=True, progress=False)
-        == "computed"
+        layer_tile(rsm_spec(cfg), features, "conv", Tile(N, 0, 2), force=True, progress=False) == "computed"
     )
     assert not entry.path.exists() and (entry.parts_dir / "0-of-2.npz").is_file()
     merged = layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
     assert matched_pairs == [27, 28, 27, 28]
     torch.testing.assert_close(merged.scores, whole_layer(tmp_path, features, "conv").scores, rtol=0, atol=0)
-    layer_tile(rsm_spec(cfg), features, "conv", PairTile(N, 1, 2), force=True, progress=False)
+    layer_tile(rsm_spec(cfg), features, "conv", Tile(N, 1, 2), force=True, progress=False)
     layer_scores(
         rsm_spec(cfg), features, "conv", True, force=True, progress=False
     )  # every pair again; parts dropped
@@ -244,7 +245,7 @@ def test_a_part_of_the_wrong_size_is_reported(tmp_path, features):
     wrong = MatchedScores(
         torch.zeros(N + 1, N + 1, dtype=torch.float64), torch.ones(N + 1, dtype=torch.float64)
     )
-    save_part(entry.parts_dir, PairTile(N + 1, 0, 2), wrong)
+    save_part(entry.parts_dir, Tile(N + 1, 0, 2), wrong)
     (entry.parts_dir / "0-of-2.npz").rename(entry.parts_dir / "5-of-2.npz")
     with pytest.raises(ValueError, match=r"tile part .*5-of-2\.npz does not fit 11 samples"):
         layer_scores(rsm_spec(cfg), features, "conv", True, progress=False)
@@ -256,13 +257,13 @@ def test_a_corrupt_part_is_reported_and_its_tile_computed_again(tmp_path, featur
     entry = cache_entry(rsm_spec(cfg), features, "conv", True)
     whole = compute_scores(entry, features, progress=False)
     for index in range(2):
-        save_part(entry.parts_dir, PairTile(N, index, 2), whole)
+        save_part(entry.parts_dir, Tile(N, index, 2), whole)
     part = entry.parts_dir / "0-of-2.npz"
     if damage == "wrong size":
         wrong = MatchedScores(
             torch.zeros(N + 1, N + 1, dtype=torch.float64), torch.ones(N + 1, dtype=torch.float64)
         )
-        save_part(entry.parts_dir, PairTile(N + 1, 0, 2), wrong)
+        save_part(entry.parts_dir, Tile(N + 1, 0, 2), wrong)
     else:
         part.write_bytes(part.read_bytes()[:150])
     with caplog.at_level(logging.WARNING):

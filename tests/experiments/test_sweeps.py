@@ -98,7 +98,7 @@ def test_retrieval_sweep_over_backbones_and_kernels(tmp_path):
     table = pd.read_csv(sweep / "retrieval.csv")
     # one row per job x {spatio-semantic, semantic} on the last layer
     assert len(table) == 8 and table.groupby(["backbone", "kernel", "matcher"]).size().eq(2).all()
-    assert set(table["invariant"]) == {True, False} and table["f1_at_1"].between(0, 1).all()
+    assert set(table["semantic"]) == {True, False} and table["f1_at_1"].between(0, 1).all()
     assert len(pd.read_csv(sweep / "aggregate.csv")) == 4
 
 

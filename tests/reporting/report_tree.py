@@ -59,12 +59,12 @@ def _retrieval(backbone: str, gain: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     for kernel, base in [("cosine", 0.41), ("rbf", 0.38)]:
         keys = {"dataset": "synthetic_scenes", "backbone": backbone, "layer": "layer4", "kernel": kernel,
                 "matcher": "hungarian"}  # fmt: skip
-        for invariant in (True, False):
-            f1 = base + (gain if invariant else 0.0)
-            rows.append({**keys, "invariant": invariant, "f1_at_1": f1, "n_queries": 40})
+        for semantic in (True, False):
+            f1 = base + (gain if semantic else 0.0)
+            rows.append({**keys, "semantic": semantic, "f1_at_1": f1, "n_queries": 40})
         offsets = np.where(np.arange(40) % 2 == 0, 0.02, -0.02)
-        queries.append(pd.DataFrame({**keys, "seed": 0, "query": np.arange(40), "f1_non_invariant": base,
-                                     "f1_invariant": base + gain + offsets}))  # fmt: skip
+        queries.append(pd.DataFrame({**keys, "seed": 0, "query": np.arange(40), "f1_spatio_semantic": base,
+                                     "f1_semantic": base + gain + offsets}))  # fmt: skip
     return pd.DataFrame(rows), pd.concat(queries, ignore_index=True)
 
 
@@ -81,20 +81,20 @@ def _class_probability() -> tuple[pd.DataFrame, pd.DataFrame]:
             {
                 **keys,
                 "kernel": kernel,
-                "invariant": invariant,
+                "semantic": semantic,
                 "pearson": pearson,
                 "spearman": pearson - 0.05,
                 "n_pairs": 190,
             }  # fmt: skip
-            for (kernel, invariant), pearson in values.items()
+            for (kernel, semantic), pearson in values.items()
         ]
     )
     boot = []
     for index, kernel in enumerate(("cosine", "linear")):
         inv, non = values[kernel, True], values[kernel, False]
         boot.append(_replicates({**keys, "kernel": kernel, "pairs": "all"}, 20, index,
-                                pearson_invariant=(inv, 0.01), pearson_non_invariant=(non, 0.01),
-                                spearman_invariant=(inv - 0.05, 0.01), spearman_non_invariant=(non - 0.05, 0.01)))  # fmt: skip
+                                pearson_semantic=(inv, 0.01), pearson_spatio_semantic=(non, 0.01),
+                                spearman_semantic=(inv - 0.05, 0.01), spearman_spatio_semantic=(non - 0.05, 0.01)))  # fmt: skip
     return table, pd.concat(boot, ignore_index=True)
 
 

@@ -95,7 +95,7 @@ def test_claim_verdicts_match_the_tree(report):
         match = re.search(rf'<div class="claim ([\w-]+)" id="claim-{claim}">', claims)
         assert match and match.group(1) == status.replace(" ", "-"), claim
     assert "1 of 2 configuration(s) support, 1 contradict" in claims
-    assert "synthetic/resnet18/layer4/linear/hungarian: pearson_invariant -0.120" in claims
+    assert "synthetic/resnet18/layer4/linear/hungarian: pearson_semantic -0.120" in claims
     assert "pearson_difference +0.080" in claims
     assert claims.count('<tr class="fail">') == 1  # C4's contradicting row, highlighted in its evidence
     assert "Rests on: synthetic stand-in data + real pretrained (resnet18)" in claims
@@ -222,7 +222,7 @@ def test_experiment_tables_figures_and_metadata(outputs, report):
     assert "dataset:\n  name: synthetic" in crops  # the run's configuration as YAML
     retrieval = section(report, "exp-retrieval")
     assert retrieval.count("<figure>") == 2 and "Runs (2)" in retrieval
-    assert '<td class="num" data-v="0.53">0.53</td>' in retrieval  # resnet18 cosine invariant F1@1
+    assert '<td class="num" data-v="0.53">0.53</td>' in retrieval  # resnet18 cosine semantic F1@1
     assert "<td>backbone=vit_tiny</td>" in retrieval  # run paths whole (their section names the experiment)
     assert "text-overflow" not in report  # long cells wrap, never cut
 
@@ -251,8 +251,8 @@ def test_unfinished_and_malformed_runs(outputs, tmp_path):
 
     tables = copy / "runs" / "class_probability" / "default" / "results" / "tables"
     table = tables / "class_probability_bootstrap.csv"
-    pd.read_csv(table).drop(columns="spearman_invariant").to_csv(table, index=False)
-    with pytest.raises(ValueError, match="class_probability_bootstrap.*spearman_invariant"):
+    pd.read_csv(table).drop(columns="spearman_semantic").to_csv(table, index=False)
+    with pytest.raises(ValueError, match="class_probability_bootstrap.*spearman_semantic"):
         collect(copy)
 
 

@@ -85,8 +85,8 @@ def queries(
             "kernel": kernel,
             "matcher": "lapjv",
         }
-        rows.append(pd.DataFrame({**keys, "query": np.arange(n), "f1_non_invariant": 0.4,
-                                  "f1_invariant": 0.4 + gain + offsets, "seed": 0}))  # fmt: skip
+        rows.append(pd.DataFrame({**keys, "query": np.arange(n), "f1_spatio_semantic": 0.4,
+                                  "f1_semantic": 0.4 + gain + offsets, "seed": 0}))  # fmt: skip
     return pd.concat(rows, ignore_index=True)
 
 
@@ -131,10 +131,10 @@ def correlations(
     keys = {"dataset": "photos_views", "backbone": backbone, "layer": layer, "kernel": "cosine",
             "matcher": "lapjv", "pairs": pairs}  # fmt: skip
     spearman = {
-        "spearman_invariant": (inv[0] - 0.05, inv[1]),
-        "spearman_non_invariant": (non[0] - 0.05, non[1]),
+        "spearman_semantic": (inv[0] - 0.05, inv[1]),
+        "spearman_spatio_semantic": (non[0] - 0.05, non[1]),
     }
-    return replicates(keys, 500, seed, pearson_invariant=inv, pearson_non_invariant=non, **spearman)
+    return replicates(keys, 500, seed, pearson_semantic=inv, pearson_spatio_semantic=non, **spearman)
 
 
 def test_c4_needs_negative_and_more_negative_correlations():
@@ -231,7 +231,7 @@ def test_verdicts_are_deterministic():
 
 def test_duplicate_runs_of_one_configuration_count_once():
     table = queries({("resnet18", "cosine"): 0.05})
-    twice = pd.concat([table.assign(run="b"), table.assign(run="a", f1_invariant=0.0)])
+    twice = pd.concat([table.assign(run="b"), table.assign(run="a", f1_semantic=0.0)])
     verdict = check_egoobjects_retrieval({"retrieval_queries": twice})
     assert verdict.evidence["f1_gain"].iloc[0] == pytest.approx(-0.4)  # run "a" only
 

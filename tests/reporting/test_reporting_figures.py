@@ -82,20 +82,20 @@ def _results_table():
     rows = []
     for backbone in ("resnet18", "vit_tiny"):
         for kernel in ("cosine", "rbf"):
-            for invariant in (False, True):
+            for semantic in (False, True):
                 rows.append(
                     {
                         "backbone": backbone,
                         "kernel": kernel,
-                        "invariant": invariant,
-                        "f1": 0.3 + 0.2 * invariant,
+                        "semantic": semantic,
+                        "f1": 0.3 + 0.2 * semantic,
                     }
                 )
     return pd.DataFrame(rows)
 
 
 def test_metric_bars_one_panel_per_facet_one_bar_per_hue(tmp_path):
-    figure = figures.metric_bars(_results_table(), value="f1", x="backbone", hue="invariant", facet="kernel")
+    figure = figures.metric_bars(_results_table(), value="f1", x="backbone", hue="semantic", facet="kernel")
     panels = [ax for ax in figure.axes if ax.patches]
     assert len(panels) == 2 and all(len(ax.patches) == 4 for ax in panels)
     heights = sorted(round(patch.get_height(), 6) for patch in panels[0].patches)
@@ -158,7 +158,7 @@ def test_long_titles_wrap_inside_the_figure(tmp_path):
     title = (
         "resnet18_synthetic layer1 (S=256) on synthetic_crops: cosine kernel, semantic RSM by lapjv matching"
     )
-    figure = figures.metric_bars(_results_table(), value="f1", x="backbone", hue="invariant", title=title)
+    figure = figures.metric_bars(_results_table(), value="f1", x="backbone", hue="semantic", title=title)
     text = figure.get_suptitle()
     assert "\n" in text and text.replace("\n", " ") == title
     figure.savefig(tmp_path / "f.png")
@@ -188,7 +188,7 @@ def test_crop_heatmaps_outline_same_image_blocks_and_label_the_colour_bar():
 def test_metric_bars_draw_intervals_and_rename_hues():
     table = _results_table().assign(low=lambda t: t["f1"] - 0.05, high=lambda t: t["f1"] + 0.1)
     figure = figures.metric_bars(
-        table, value="f1", x="backbone", hue="invariant", interval=("low", "high"),
+        table, value="f1", x="backbone", hue="semantic", interval=("low", "high"),
         value_label="F1@1 (n=40 queries)", hue_names={True: "semantic", False: "spatio-semantic"},
     )  # fmt: skip
     ax = figure.axes[0]
@@ -207,7 +207,7 @@ def test_bad_figure_input_raises():
     with pytest.raises(ValueError, match="square"):
         figures.rsm_heatmaps({"a": np.ones((2, 3))})
     with pytest.raises(ValueError, match="no column"):
-        figures.metric_bars(_results_table(), value="missing", x="backbone", hue="invariant")
+        figures.metric_bars(_results_table(), value="missing", x="backbone", hue="semantic")
     with pytest.raises(ValueError, match="do not match"):
         figures.cka_heatmap(np.eye(2), ["a"], ["a", "b"])
     with pytest.raises(ValueError, match="scores must be"):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from semrsm.similarity import cka, match, matched_scores, semantic_rsm
-from semrsm.similarity.engine import Tile, block_side
+from semrsm.similarity.engine import PairBlock, block_side
 
 MATCHERS = [
     ("lapjv", {}),
@@ -39,8 +39,8 @@ def _scores(reps, matcher, options, **kwargs) -> torch.Tensor:
     return matched_scores(reps, matcher, **options, **kwargs).scores
 
 
-# (side, N, C, (tile_size, workers) combinations): S = 4 and 25 have aligned blocks of 300 and 48 samples (N = 60
-# holds two), S = 289 of 4 samples; tiles smaller than a block recompute its product (slow at large N, still exact)
+# (side, N, C, (block_size, workers) combinations): S = 4 and 25 have aligned blocks of 300 and 48 samples (N = 60
+# holds two), S = 289 of 4 samples; pair blocks smaller than a block recompute its product (slow at large N, still exact)
 SHAPES = [
     (2, 17, 256, ((1, 2), (2, 1), (5, 3), (None, 2))),
     (5, 60, 256, ((13, 2), (50, 1), (7, 3), (None, 2))),
@@ -50,38 +50,38 @@ SHAPES = [
 
 @pytest.mark.parametrize(("side", "n", "channels", "plans"), SHAPES, ids=["S=4", "S=25", "S=289"])
 @pytest.mark.parametrize(("matcher", "options"), MATCHERS)
-def test_rsm_is_bit_identical_for_every_tile_plan_and_worker_count(
+def test_rsm_is_bit_identical_for_every_block_plan_and_worker_count(
     side, n, channels, plans, matcher, options
 ):
     reps = near_tie_features(n, side, channels)
-    whole = _scores(reps, matcher, options, tile_size=n, workers=1)
+    whole = _scores(reps, matcher, options, block_size=n, workers=1)
     assert not torch.isnan(whole).any()
-    for tile_size, workers in plans:
+    for block_size, workers in plans:
         torch.testing.assert_close(
-            _scores(reps, matcher, options, tile_size=tile_size, workers=workers), whole, rtol=0, atol=0
+            _scores(reps, matcher, options, block_size=block_size, workers=workers), whole, rtol=0, atol=0
         )
 
 
-def test_disjoint_tiles_merge_into_the_whole_rsm_bit_for_bit():
+def test_disjoint_pair_blocks_merge_into_the_whole_rsm_bit_for_bit():
     reps = near_tie_features(13, 5)
     whole = matched_scores(reps, "lapjv")
-    one_row = [Tile(range(i, i + 1), range(i + 1, 13)) for i in range(0, 12, 2)]
-    rest = [Tile(range(i, i + 1), range(i + 1, 13)) for i in range(1, 12, 2)]
-    parts = matched_scores(reps, "lapjv", tiles=one_row).merge(matched_scores(reps, "lapjv", tiles=rest))
+    one_row = [PairBlock(range(i, i + 1), range(i + 1, 13)) for i in range(0, 12, 2)]
+    rest = [PairBlock(range(i, i + 1), range(i + 1, 13)) for i in range(1, 12, 2)]
+    parts = matched_scores(reps, "lapjv", blocks=one_row).merge(matched_scores(reps, "lapjv", blocks=rest))
     assert parts.complete
     torch.testing.assert_close(parts.scores, whole.scores, rtol=0, atol=0)
 
 
-def _tiles_in_a_child(reps: np.ndarray, rows: list[int]) -> np.ndarray:
-    tiles = [Tile(range(i, i + 1), range(i + 1, len(reps))) for i in rows]
-    return matched_scores(reps, "lapjv", tiles=tiles, workers=1).scores.numpy()
+def _pair_blocks_in_a_child(reps: np.ndarray, rows: list[int]) -> np.ndarray:
+    blocks = [PairBlock(range(i, i + 1), range(i + 1, len(reps))) for i in rows]
+    return matched_scores(reps, "lapjv", blocks=blocks, workers=1).scores.numpy()
 
 
-def test_tiles_computed_in_another_process_match_the_whole_rsm_bit_for_bit():
+def test_pair_blocks_computed_in_another_process_match_the_whole_rsm_bit_for_bit():
     reps = near_tie_features(12, 5, seed=1)
     whole = matched_scores(reps, "lapjv", workers=2).scores.numpy()
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        child = pool.apply(_tiles_in_a_child, (reps, list(range(11))))
+        child = pool.apply(_pair_blocks_in_a_child, (reps, list(range(11))))
     np.testing.assert_array_equal(child, whole)
 
 

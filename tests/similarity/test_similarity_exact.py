@@ -144,7 +144,7 @@ def test_engine_equals_the_per_pair_reference(features):
     sets = reps.flatten(2).transpose(1, 2).contiguous().numpy()
     reference = reference_rsm(sets)
     for workers in (1, 2):
-        rsm = semrsm.semantic_rsm(reps, matcher="lapjv", workers=workers, tile_size=3).numpy()
+        rsm = semrsm.semantic_rsm(reps, matcher="lapjv", workers=workers, block_size=3).numpy()
         np.testing.assert_allclose(rsm, reference, rtol=0, atol=1e-6)
 
 

@@ -1,4 +1,4 @@
-"""Semantic / spatio-semantic RSMs: invariances, layouts, inputs, bounds, tiles and bad input."""
+"""Semantic / spatio-semantic RSMs: invariances, layouts, inputs, bounds, pair blocks and bad input."""
 
 import numpy as np
 import pytest
@@ -46,7 +46,7 @@ def test_rolled_feature_map_has_cosine_one(maps):
 @pytest.mark.parametrize("kernel", semrsm.KERNELS)
 def test_identity_matcher_equals_spatio_semantic(maps, kernel):
     flat = semrsm.spatio_semantic_rsm(maps, kernel)
-    tiled = semrsm.compute_rsms(maps, kernel, matcher="identity", bounds=True, tile_size=2).rsm
+    tiled = semrsm.compute_rsms(maps, kernel, matcher="identity", bounds=True, block_size=2).rsm
     assert torch.allclose(flat, tiled, atol=1e-12)
     sets = maps.flatten(1)
     if kernel == "cosine":
@@ -141,22 +141,22 @@ def test_matched_scores_are_ordered_on_random_inputs(n, size, channels, seed, ma
     assert torch.all(exact <= approx.upper_bounds + 1e-9)
 
 
-def test_tiles_cover_every_pair_once_and_parts_merge():
+def test_pair_blocks_cover_every_pair_once_and_parts_merge():
     for n, size in [(1, 1), (2, 1), (9, 2), (10, 4), (7, 20)]:
         pairs = [
             (i, j)
-            for tile in semrsm.plan_tiles(n, 1, tile_size=size)
-            for i in tile.rows
-            for j in tile.cols
+            for block in semrsm.plan_blocks(n, 1, block_size=size)
+            for i in block.rows
+            for j in block.cols
             if i < j
         ]
         assert sorted(pairs) == [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
-def test_tile_subsets_merge_into_the_full_result(maps):
-    tiles = semrsm.plan_tiles(len(maps), 1, tile_size=2)
-    first = semrsm.matched_scores(maps, "lapjv", tiles=tiles[::2], return_bounds=True)
-    second = semrsm.matched_scores(maps, "lapjv", tiles=tiles[1::2], return_bounds=True)
+def test_pair_block_subsets_merge_into_the_full_result(maps):
+    blocks = semrsm.plan_blocks(len(maps), 1, block_size=2)
+    first = semrsm.matched_scores(maps, "lapjv", blocks=blocks[::2], return_bounds=True)
+    second = semrsm.matched_scores(maps, "lapjv", blocks=blocks[1::2], return_bounds=True)
     assert not first.complete
     merged = first.merge(second)
     full = semrsm.matched_scores(maps, "lapjv", return_bounds=True)
@@ -169,7 +169,7 @@ def test_tile_subsets_merge_into_the_full_result(maps):
 
 def test_progress_bar_and_workers_do_not_change_results(maps, capsys):
     quiet = semrsm.semantic_rsm(maps, workers=1)
-    assert torch.equal(semrsm.semantic_rsm(maps, progress=True, workers=2, tile_size=3), quiet)
+    assert torch.equal(semrsm.semantic_rsm(maps, progress=True, workers=2, block_size=3), quiet)
     assert "pair" in capsys.readouterr().err
 
 
@@ -183,12 +183,12 @@ def test_progress_bar_and_workers_do_not_change_results(maps, capsys):
         (lambda r: semrsm.semantic_rsm(r, matcher="batch_optimal", window=0), "window=0"),
         (lambda r: semrsm.semantic_rsm(r, matcher="topk_greedy", k=2.5), "k=2.5"),
         (lambda r: semrsm.semantic_rsm(r, kernel="rbf", sigma=-1.0), "sigma must be a positive"),
-        (lambda r: semrsm.semantic_rsm(r, tile_size=0), "tile_size must be a positive integer, got 0"),
+        (lambda r: semrsm.semantic_rsm(r, block_size=0), "block_size must be a positive integer, got 0"),
         (lambda r: semrsm.semantic_rsm(r, workers=True), "workers must be a positive integer"),
         (lambda r: semrsm.semantic_rsm(r[:1]), "N=1"),
         (lambda r: semrsm.semantic_rsm(r[:, :, 0]), "got 2-D"),
         (
-            lambda r: semrsm.matched_scores(r, tiles=[semrsm.Tile(range(0, 9), range(0, 2))]),
+            lambda r: semrsm.matched_scores(r, blocks=[semrsm.PairBlock(range(0, 9), range(0, 2))]),
             "not a contiguous",
         ),
         (lambda r: semrsm.match(r[0], r[1][:-1]), "shapes differ"),

@@ -17,8 +17,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_limits
 
-from semrsm.similarity import Tile, get_matcher, plan_tiles, semantic_rsm
-from semrsm.similarity.engine import _exact_tile, block_side
+from semrsm.similarity import PairBlock, get_matcher, plan_blocks, semantic_rsm
+from semrsm.similarity.engine import _exact_block, block_side
 from semrsm.similarity.exact import matched_values
 from semrsm.similarity.inputs import as_sets
 from semrsm.similarity.matcher_quality import best_of, matcher_table
@@ -112,13 +112,13 @@ def engine_vs_reference(
     return result
 
 
-def _whole_tile_scores(spec, sets: torch.Tensor, tile: Tile, position_norms: np.ndarray) -> np.ndarray:
-    """The previous engine's exact path, as a reference: a tile's products as ONE matrix product (a pair's
-    values then depend on the tile's shape), then its pairs solved."""
-    a_idx, b_idx = tile.local_pairs()
-    left = sets[tile.rows.start : tile.rows.stop].flatten(0, 1).numpy()
-    products = left @ sets[tile.cols.start : tile.cols.stop].flatten(0, 1).numpy().T
-    rows, cols = tile.global_pairs()
+def _whole_block_scores(spec, sets: torch.Tensor, block: PairBlock, position_norms: np.ndarray) -> np.ndarray:
+    """The previous engine's exact path, as a reference: a block's products as ONE matrix product (a pair's
+    values then depend on the block's shape), then its pairs solved."""
+    a_idx, b_idx = block.local_pairs()
+    left = sets[block.rows.start : block.rows.stop].flatten(0, 1).numpy()
+    products = left @ sets[block.cols.start : block.cols.stop].flatten(0, 1).numpy().T
+    rows, cols = block.global_pairs()
     perms = spec.pair_solver(products, a_idx, b_idx, position_norms[rows], position_norms[cols])
     return matched_values(products, a_idx, b_idx, perms)
 
@@ -128,8 +128,8 @@ def tiling_independence_cost(
     shapes: Iterable[tuple[int, int]] = ((16, 512), (49, 512), (196, 512), (784, 128)),
     repeats: int = 3,
 ) -> list:
-    """CPU ms per pair of the engine's exact tiles (products of aligned sample blocks: results independent of
-    the tiling) against the same tiles computed as one product each (the previous engine), one thread each,
+    """CPU ms per pair of the engine's exact blocks (products of aligned sample blocks: results independent of
+    the tiling) against the same blocks computed as one product each (the previous engine), one thread each,
     the same lapjv solver, median of ``repeats`` alternating runs; rows (S, C, reference ms, engine ms, ratio
     reference/engine: above 1 = the engine is faster) per (S, C) of ``shapes``."""
     spec = get_matcher("lapjv")
@@ -137,15 +137,15 @@ def tiling_independence_cost(
     for size, channels in shapes:
         sets = as_sets(smooth_relu_features(n, channels, math.isqrt(size), seed=size))
         norms = torch.linalg.vector_norm(sets, dim=2).numpy()
-        tiles = plan_tiles(n, sets.element_size() * size * size, align=block_side(size))
+        blocks = plan_blocks(n, sets.element_size() * size * size, align=block_side(size))
         pairs = n * (n - 1) // 2
         times = {"reference": [], "engine": []}
         with threadpool_limits(1, user_api="blas"):
             for _ in range(repeats):
-                for name, solve in (("reference", _whole_tile_scores), ("engine", _exact_tile)):
+                for name, solve in (("reference", _whole_block_scores), ("engine", _exact_block)):
                     start = time.process_time()
-                    for tile in tiles:
-                        solve(spec, sets, tile, norms)
+                    for block in blocks:
+                        solve(spec, sets, block, norms)
                     times[name].append(1e3 * (time.process_time() - start) / pairs)
         reference, engine = (float(np.median(times[name])) for name in ("reference", "engine"))
         rows.append((size, channels, reference, engine, reference / engine))
@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         print(f"  max |engine or pool - serial reference| = {result['max_abs_diff']:.2e}")
     print(
-        f"\nexact tiles, one thread, N={args.n}: engine (aligned block products, tiling-independent) vs one "
-        "product per tile (the previous engine), CPU ms per pair:"
+        f"\nexact blocks, one thread, N={args.n}: engine (aligned block products, tiling-independent) vs one "
+        "product per block (the previous engine), CPU ms per pair:"
     )
     for size, channels, reference, engine, ratio in tiling_independence_cost(args.n):
         print(

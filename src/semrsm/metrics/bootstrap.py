@@ -2,7 +2,7 @@
 
 A bootstrap replicate is a vector of resampling counts, one per unit (query, image, source image, training
 seed): ``resample_counts`` draws them from a fixed seed, so the same inputs always give the same interval. Units
-that several statistics share (the images behind an invariant and a non-invariant RSM) are resampled with the
+that several statistics share (the images behind a semantic and a spatio-semantic RSM) are resampled with the
 same counts, which pairs the statistics. Statistics over pairs of images (correlations, AUROC) weight each pair
 (i, j) by how often both images were drawn, c_i * c_j; a pair of two copies of one image is not a pair of
 images and gets no weight.

@@ -27,7 +27,7 @@ import torch
 
 from semrsm.pipeline import lineage
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
-from semrsm.pipeline.tiles import PairTile, assemble_parts, most_complete_partition
+from semrsm.pipeline.tiles import Tile, assemble_parts, most_complete_partition
 from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
 from semrsm.similarity.engine import block_side
 from semrsm.storage import CorruptFileError, atomic_save_npz, read_npz
@@ -65,12 +65,12 @@ class RSMSpec:
         return self.cache_dir / "rsm"
 
 
-def matcher_choice(spec: RSMSpec, invariant: bool) -> tuple[str, dict[str, Any]]:
+def matcher_choice(spec: RSMSpec, semantic: bool) -> tuple[str, dict[str, Any]]:
     """(matcher name, resolved options): the spec's matcher for the semantic RSM, identity for the
     spatio-semantic."""
-    if not isinstance(invariant, bool):
-        raise ValueError(f"invariant must be True or False, got {invariant!r}")
-    if not invariant:
+    if not isinstance(semantic, bool):
+        raise ValueError(f"semantic must be True or False, got {semantic!r}")
+    if not semantic:
         return SPATIO_SEMANTIC, {}
     return spec.matcher, dict(spec.matcher_options)
 
@@ -115,13 +115,13 @@ class CacheEntry:
         return store_lock(self.root, self.key)
 
 
-def cache_entry(spec: RSMSpec, features: FeatureSet, layer: str, invariant: bool) -> CacheEntry:
-    """The cache entry of ``layer``'s semantic (``spec.matcher``, if ``invariant``) or spatio-semantic scores."""
+def cache_entry(spec: RSMSpec, features: FeatureSet, layer: str, semantic: bool) -> CacheEntry:
+    """The cache entry of ``layer``'s semantic (``spec.matcher``, if ``semantic``) or spatio-semantic scores."""
     if layer not in features.layers:
         raise ValueError(
             f"unknown layer {layer!r}; the feature set {features.key} has {list(features.layers)}"
         )
-    matcher, options = matcher_choice(spec, invariant)
+    matcher, options = matcher_choice(spec, semantic)
     key = rsm_cache_key(features.key, layer, matcher, options, features.layer_checksum(layer))
     return CacheEntry(spec.root, key, layer, matcher, options)
 
@@ -147,7 +147,7 @@ def load_scores(path: Path, num_samples: int) -> MatchedScores | None:
 def compute_scores(
     entry: CacheEntry,
     features: FeatureSet,
-    tiles: Sequence[PairTile] | None = None,
+    tiles: Sequence[Tile] | None = None,
     *,
     progress: bool = True,
     workers: int | None = None,
@@ -155,14 +155,14 @@ def compute_scores(
     """The entry's matched scores of every pair, or only of the pairs of ``tiles`` (NaN elsewhere), on
     ``workers`` threads (default: every core)."""
     reps = np.array(features.layer(entry.layer))  # into memory (the engine wants a writable array)
-    engine_tiles = None
+    pair_blocks = None
     if tiles is not None:
         size = features.spatial_size(entry.layer)
         bytes_per_pair = size * size * max(4, reps.dtype.itemsize)  # float16 is matched in float32
         align = block_side(size)
-        engine_tiles = [block for tile in tiles for block in tile.engine_tiles(bytes_per_pair, align=align)]
+        pair_blocks = [block for tile in tiles for block in tile.pair_blocks(bytes_per_pair, align=align)]
     return matched_scores(
-        reps, entry.matcher, tiles=engine_tiles, progress=progress, workers=workers, **entry.options
+        reps, entry.matcher, blocks=pair_blocks, progress=progress, workers=workers, **entry.options
     )
 
 
@@ -195,15 +195,15 @@ def layer_scores(
     spec: RSMSpec,
     features: FeatureSet,
     layer: str,
-    invariant: bool,
+    semantic: bool,
     *,
     force: bool | None = None,
     progress: bool | None = None,
 ) -> MatchedScores:
-    """Matched scores of ``layer`` (semantic with ``spec.matcher`` if ``invariant``, else spatio-semantic),
+    """Matched scores of ``layer`` (semantic with ``spec.matcher`` if ``semantic``, else spatio-semantic),
     from the cache, assembled from its tile parts, or computed into it. ``force`` (default ``spec.force``)
     recomputes every pair and drops the parts; ``progress`` (default ``spec.progress``) shows a bar."""
-    entry = cache_entry(spec, features, layer, invariant)
+    entry = cache_entry(spec, features, layer, semantic)
     force = spec.force if force is None else force
     progress = spec.progress if progress is None else progress
     lineage.note_rsm(entry.path, entry.key, features.key, layer=layer, matcher=entry.matcher)
@@ -228,18 +228,18 @@ def layer_rsms(
     spec: RSMSpec,
     features: FeatureSet,
     layer: str,
-    invariant: bool,
+    semantic: bool,
     kernels: Sequence[str] | None = None,
     *,
     force: bool | None = None,
     progress: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """RSMs (N, N) float64 of ``layer`` per kernel name (default ``[spec.kernel]``), all from one cached
-    matching: semantic (``spec.matcher``) if ``invariant``, else spatio-semantic. RBF uses ``spec.sigma`` when
+    matching: semantic (``spec.matcher``) if ``semantic``, else spatio-semantic. RBF uses ``spec.sigma`` when
     set, else the median heuristic."""
     names = [spec.kernel] if kernels is None else list(kernels)
     if not names:
         raise ValueError("kernels: empty list of kernel names")
-    matched = layer_scores(spec, features, layer, invariant, force=force, progress=progress)
+    matched = layer_scores(spec, features, layer, semantic, force=force, progress=progress)
     result = rsms_from_scores(matched, names, spec.sigma)
     return {name: rsm.numpy() for name, rsm in result.rsms.items()}

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from semrsm.pipeline.feature_store import FeatureSet
 from semrsm.pipeline.rsm_cache import CacheEntry, assemble_entry, compute_scores, load_scores
-from semrsm.pipeline.tiles import PairTile, finished_tiles, save_part
+from semrsm.pipeline.tiles import Tile, finished_tiles, save_part
 from semrsm.similarity import MatchedScores
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,13 @@ TRAINER_OPTIONS = ("accelerator", "devices", "num_nodes", "strategy")
 class TileDataset(Dataset):
     """Pair tiles, one per item (a tile is the unit of work and of storage)."""
 
-    def __init__(self, tiles: Sequence[PairTile]):
+    def __init__(self, tiles: Sequence[Tile]):
         self.tiles = list(tiles)
 
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def __getitem__(self, index: int) -> PairTile:
+    def __getitem__(self, index: int) -> Tile:
         return self.tiles[index]
 
 
@@ -50,7 +50,7 @@ class PairTileMatcher(pl.LightningModule):
     """Matches the pairs of one tile per prediction step for the cache entry ``entry`` of the feature set at
     ``features_dir``; each rank predicts every ``world_size``-th of ``tiles``."""
 
-    def __init__(self, entry: CacheEntry, features_dir: Path, tiles: Sequence[PairTile]):
+    def __init__(self, entry: CacheEntry, features_dir: Path, tiles: Sequence[Tile]):
         super().__init__()
         self.entry, self.features_dir, self.tiles = entry, Path(features_dir), list(tiles)
         self._features: FeatureSet | None = None
@@ -69,12 +69,10 @@ class PairTileMatcher(pl.LightningModule):
         rank, world = self.trainer.global_rank, self.trainer.world_size
         return DataLoader(TileDataset(self.tiles[rank::world]), batch_size=None)
 
-    def transfer_batch_to_device(
-        self, batch: PairTile, device: torch.device, dataloader_idx: int
-    ) -> PairTile:
+    def transfer_batch_to_device(self, batch: Tile, device: torch.device, dataloader_idx: int) -> Tile:
         return batch  # a tile names pairs; the features it reads stay memory-mapped on the host
 
-    def predict_step(self, tile: PairTile, batch_idx: int = 0) -> tuple[PairTile, MatchedScores]:
+    def predict_step(self, tile: Tile, batch_idx: int = 0) -> tuple[Tile, MatchedScores]:
         workers = max(1, len(os.sched_getaffinity(0)) // max(1, self.trainer.num_devices))
         log.info(
             "rank %d: layer %s, %s: tile %d of %d (%d pairs)",
@@ -114,7 +112,7 @@ def check_trainer_options(options: Mapping[str, Any]) -> dict[str, Any]:
 def predict_tiles(
     entry: CacheEntry,
     features: FeatureSet,
-    tiles: Sequence[PairTile],
+    tiles: Sequence[Tile],
     trainer_options: Mapping[str, Any] | None = None,
 ) -> pl.Trainer:
     """Compute the part files of ``tiles`` (of one partition of ``entry``'s pairs) with a Lightning ``Trainer``
@@ -156,7 +154,7 @@ def match_layer(
         if entry.path.is_file() and (cached := load_scores(entry.path, len(features))) is not None:
             return cached
         done = {tile.index for tile in finished_tiles(entry.parts_dir, len(features)).get(num_tiles, [])}
-    missing = [PairTile(len(features), i, num_tiles) for i in range(num_tiles) if i not in done]
+    missing = [Tile(len(features), i, num_tiles) for i in range(num_tiles) if i not in done]
     trainer = predict_tiles(entry, features, missing, trainer_options) if missing else None
     leader = trainer is None or trainer.is_global_zero
     if leader:

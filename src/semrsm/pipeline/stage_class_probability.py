@@ -2,12 +2,12 @@
 Jensen-Shannon divergence (JSD) of the predicted class distributions.
 
 The backbone's logits (from the feature store) give softmax class probabilities and the (N, N) JSD matrix. Per layer
-the RSM of ``cfg.kernel`` is correlated with it over all pairs (Pearson and Spearman), for the invariant (semantic,
-``cfg.matcher``) and the non-invariant (spatio-semantic, identity) RSM -> ``tables/class_probability.csv``, with
+the RSM of ``cfg.kernel`` is correlated with it over all pairs (Pearson and Spearman), for the semantic
+(``cfg.matcher``) and the spatio-semantic (identity) RSM -> ``tables/class_probability.csv``, with
 95 % intervals from resampling images (not pairs: the pairs of N images are not independent). The replicates,
 paired between both RSMs -> ``tables/class_probability_bootstrap.csv``. Where the samples are views of source
 photos (``meta["group"]``), same-source and different-source pairs are also reported separately (column
-``pairs``). C4 expects both correlations negative and the invariant one more negative.
+``pairs``). C4 expects both correlations negative and the semantic one more negative.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from semrsm.reporting.wandb_conventions import layer_statistics
 
 ALL_PAIRS = "all"
 SCATTER_PAIRS = 2000  # pairs drawn per scatter panel
-VARIANTS = (False, True)  # invariant: spatio-semantic first, the baseline
+VARIANTS = (False, True)  # semantic: spatio-semantic first, the baseline
 
 
 def class_divergence(logits: np.ndarray) -> np.ndarray:
@@ -65,15 +65,15 @@ def scatter_figure(
     kernel: str,
 ) -> Figure:
     """Similarity against JSD of the same sampled pairs: one row per layer, one column per variant (not
-    invariant, invariant), Pearson r (over all pairs) in each title. Keys of both dicts: (layer, invariant)."""
+    semantic, semantic), Pearson r (over all pairs) in each title. Keys of both dicts: (layer, semantic)."""
     layers = list(dict.fromkeys(layer for layer, _ in similarities))
     figure = Figure(figsize=(7.0, 2.8 * len(layers)), layout="constrained")
     axes = figure.subplots(len(layers), len(VARIANTS), squeeze=False)
-    for (layer, invariant), values in similarities.items():
-        ax = axes[layers.index(layer), VARIANTS.index(invariant)]
+    for (layer, semantic), values in similarities.items():
+        ax = axes[layers.index(layer), VARIANTS.index(semantic)]
         ax.scatter(divergences, values, s=4, alpha=0.4, linewidths=0)
-        variant = "semantic" if invariant else "spatio-semantic"
-        r = correlations[layer, invariant]
+        variant = "semantic" if semantic else "spatio-semantic"
+        r = correlations[layer, semantic]
         ax.set_title(f"{layer}, {variant}: r = {r:.3f} (all pairs); {len(values)} pairs shown", fontsize=9)
         ax.set_xlabel("JSD of class probabilities")
         ax.set_ylabel(f"{kernel} similarity")
@@ -102,7 +102,7 @@ def correlation_figure(table: pd.DataFrame, columns: dict[str, Any]) -> Figure:
         long,
         value="r",
         x="layer",
-        hue="invariant",
+        hue="semantic",
         facet="method",
         interval=("low", "high"),
         title=title,
@@ -118,7 +118,7 @@ def summarize(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, Any]:
     evaluated layer and averaged over layers, and the number of layers where the semantic one is more negative
     (descriptive; claim C4 is judged on the intervals). ``layers`` in depth order."""
     table = table[table["pairs"] == ALL_PAIRS] if "pairs" in table else table
-    wide = table.pivot(index="layer", columns="invariant", values=["pearson", "spearman"]).loc[list(layers)]
+    wide = table.pivot(index="layer", columns="semantic", values=["pearson", "spearman"]).loc[list(layers)]
     summary: dict[str, Any] = {}
     for method in ("pearson", "spearman"):
         semantic, spatio_semantic = wide[method, True], wide[method, False]
@@ -150,8 +150,8 @@ def correlation_bootstrap(
     ``counts`` (the same draws for both variants); Spearman on the full sample's ranks."""
     ranked = rank_matrix(divergence, mask)
     statistics = {}
-    for invariant, rsm in rsms.items():
-        side = "invariant" if invariant else "non_invariant"
+    for semantic, rsm in rsms.items():
+        side = "semantic" if semantic else "spatio_semantic"
         statistics[f"pearson_{side}"] = pair_correlation_replicates(rsm, divergence, counts, mask)
         statistics[f"spearman_{side}"] = pair_correlation_replicates(
             rank_matrix(rsm, mask), ranked, counts, mask
@@ -160,11 +160,11 @@ def correlation_bootstrap(
 
 
 def interval_rows(statistics: dict[str, np.ndarray], n_images: int, **keys: Any) -> list[dict[str, Any]]:
-    """One row per variant: ``keys``, invariant, pearson and spearman with their 95 % intervals."""
+    """One row per variant: ``keys``, semantic, pearson and spearman with their 95 % intervals."""
     rows = []
-    for invariant in VARIANTS:
-        side = "invariant" if invariant else "non_invariant"
-        row = {**keys, "invariant": invariant, "n_images": n_images}
+    for semantic in VARIANTS:
+        side = "semantic" if semantic else "spatio_semantic"
+        row = {**keys, "semantic": semantic, "n_images": n_images}
         for method in ("pearson", "spearman"):
             values = statistics[f"{method}_{side}"]
             found = interval(values[0], values[1:], n_images)
@@ -175,10 +175,10 @@ def interval_rows(statistics: dict[str, np.ndarray], n_images: int, **keys: Any)
 
 @register_stage("class_probability", options=("layers",), uses=("dataset", "backbone", "kernel", "matcher"))
 def class_probability(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    """Pearson and Spearman between each layer's RSM and the JSD of predictions, invariant vs not."""
+    """Pearson and Spearman between each layer's RSM and the JSD of predictions, semantic vs spatio-semantic."""
     if cfg.matcher.name == SPATIO_SEMANTIC:
         raise ValueError(
-            "class_probability compares cfg.matcher (invariant) with identity (not invariant); "
+            "class_probability compares cfg.matcher (semantic) with identity (spatio-semantic); "
             "matcher=identity leaves nothing to compare: choose e.g. matcher=hungarian or batch_optimal"
         )
     features = load_features(cfg, force=ctx.force)
@@ -196,16 +196,16 @@ def class_probability(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     counts = unit_counts(len(features))
     rows, replicates, sampled, correlations = [], [], {}, {}
     for layer, size in layers_with_sizes("class_probability", features, layers):
-        rsms = {invariant: kernel_rsm(cfg, features, layer, invariant) for invariant in VARIANTS}
+        rsms = {semantic: kernel_rsm(cfg, features, layer, semantic) for semantic in VARIANTS}
         for pairs, mask in masks.items():
-            # the matcher column names cfg.matcher in every row: ``invariant`` says whether it was used
+            # the matcher column names cfg.matcher in every row: ``semantic`` says whether it was used
             keys = {**columns, "layer": layer, "spatial_size": size, "pairs": pairs, **seed_key(cfg)}
             statistics = correlation_bootstrap(rsms, divergence, mask, counts)
             rows += interval_rows(statistics, len(features), **keys)
             replicates.append(bootstrap_table(keys, len(features), statistics))
-        for invariant, rsm in rsms.items():
-            sampled[layer, invariant] = rsm[pair_rows, pair_cols]
-            correlations[layer, invariant] = rsm_correlation(rsm, divergence).pearson
+        for semantic, rsm in rsms.items():
+            sampled[layer, semantic] = rsm[pair_rows, pair_cols]
+            correlations[layer, semantic] = rsm_correlation(rsm, divergence).pearson
     table = pd.DataFrame(rows)
     table["n_pairs"] = [
         len(features) * (len(features) - 1) // 2 if masks[p] is None else int(np.triu(masks[p], 1).sum())

@@ -38,10 +38,10 @@ def rsm_spec(cfg: DictConfig) -> RSMSpec:
     )
 
 
-def kernel_rsm(cfg: DictConfig, features: FeatureSet, layer: str, invariant: bool) -> np.ndarray:
-    """The (N, N) RSM of ``layer`` under ``cfg.kernel``: semantic (``cfg.matcher``) if ``invariant``, else
+def kernel_rsm(cfg: DictConfig, features: FeatureSet, layer: str, semantic: bool) -> np.ndarray:
+    """The (N, N) RSM of ``layer`` under ``cfg.kernel``: semantic (``cfg.matcher``) if ``semantic``, else
     spatio-semantic; from the RSM cache, with a progress bar when ``cfg.features.progress_bar``."""
-    return layer_rsms(rsm_spec(cfg), features, layer, invariant)[cfg.kernel.name]
+    return layer_rsms(rsm_spec(cfg), features, layer, semantic)[cfg.kernel.name]
 
 
 def select_layers(features: FeatureSet, layers: Iterable[str] | None) -> list[str]:

@@ -39,7 +39,7 @@ from semrsm.reporting.wandb_conventions import layer_statistics
 
 LAST_LAYER = "last"
 KERNELS = ("cosine", "linear", "rbf")
-VARIANTS = {False: "spatio-semantic", True: "semantic"}  # invariant -> name; the baseline first
+VARIANTS = {False: "spatio-semantic", True: "semantic"}  # semantic -> name; the baseline first
 
 
 def object_sets(features: FeatureSet, dataset: str = "dataset") -> tuple[tuple[int, ...], ...]:
@@ -110,11 +110,11 @@ def retrievals_figure(
             images[index] = sample_image(dataset, features, index)
         return images[index]
 
-    top = {invariant: top_k_neighbors(rsm, k=top_k) for invariant, rsm in rsms.items()}
+    top = {semantic: top_k_neighbors(rsm, k=top_k) for semantic, rsm in rsms.items()}
     shown, retrieved, scores, query_titles, retrieved_titles = [], [], [], [], []
     for query in queries:
-        for invariant, name in VARIANTS.items():
-            neighbors, similarity = top[invariant]
+        for semantic, name in VARIANTS.items():
+            neighbors, similarity = top[semantic]
             row = neighbors[query]
             shown.append(image(query))
             retrieved.append([image(i) for i in row])
@@ -132,19 +132,19 @@ def retrievals_figure(
 def retrieval_rows(
     rsms: Mapping[bool, np.ndarray], categories, **keys: Any
 ) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    """One row per variant (invariant False/True): ``keys``, invariant, f1_at_1, n_queries and the mean
-    similarity of the retrieved neighbours; and the per-query table: ``keys``, query, f1_invariant,
-    f1_non_invariant and both retrieved neighbours."""
+    """One row per variant (semantic False/True): ``keys``, semantic, f1_at_1, n_queries and the mean
+    similarity of the retrieved neighbours; and the per-query table: ``keys``, query, f1_semantic,
+    f1_spatio_semantic and both retrieved neighbours."""
     rows, per_query = [], {}
-    for invariant, rsm in rsms.items():
+    for semantic, rsm in rsms.items():
         result = f1_at_1(rsm, categories)
-        name = "invariant" if invariant else "non_invariant"
+        name = "semantic" if semantic else "spatio_semantic"
         per_query[f"f1_{name}"] = result.per_query
         per_query[f"neighbor_{name}"] = result.neighbor
         rows.append(
             {
                 **keys,
-                "invariant": invariant,
+                "semantic": semantic,
                 "f1_at_1": result.mean,
                 "n_queries": len(rsm),
                 "neighbor_similarity_mean": float(result.neighbor_similarity.mean()),
@@ -172,7 +172,7 @@ def _summary(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, Any]:
     """Layer-independent summary (``semrsm.reporting.wandb_conventions``): per kernel, F1@1 of both RSMs at
     the deepest evaluated layer and the gain (semantic minus spatio-semantic) there and averaged over the
     layers; the least and largest gain over layers and kernels. ``layers`` in depth order."""
-    wide = table.pivot_table(index=["layer", "kernel"], columns="invariant", values="f1_at_1")
+    wide = table.pivot_table(index=["layer", "kernel"], columns="semantic", values="f1_at_1")
     gains = wide[True] - wide[False]
     summary: dict[str, Any] = {}
     for kernel in dict.fromkeys(table["kernel"]):
@@ -208,7 +208,7 @@ def retrieval(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     for layer, size in layers_with_sizes("retrieval", features, layers):
         by_variant = {inv: layer_rsms(spec, features, layer, inv, kernels) for inv in VARIANTS}
         for kernel in kernels:
-            rsms = {invariant: by_variant[invariant][kernel] for invariant in VARIANTS}
+            rsms = {semantic: by_variant[semantic][kernel] for semantic in VARIANTS}
             keys = {**columns, "kernel": kernel, "layer": layer, "spatial_size": size, **seed_key(cfg)}
             layer_rows, queries_table = retrieval_rows(rsms, categories, **keys)
             rows += [{**row, "f1_random": chance} for row in layer_rows]

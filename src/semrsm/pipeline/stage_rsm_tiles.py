@@ -29,7 +29,7 @@ from semrsm.pipeline.rsm_predict import check_trainer_options, match_layer
 from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
-from semrsm.pipeline.tiles import PairTile, check_tile_choice, finished_tiles, pair_count, save_part
+from semrsm.pipeline.tiles import Tile, check_tile_choice, finished_tiles, pair_count, save_part
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def layer_tile(
     spec: RSMSpec,
     features: FeatureSet,
     layer: str,
-    tile: PairTile,
+    tile: Tile,
     *,
     force: bool = False,
     progress: bool = True,
@@ -94,7 +94,7 @@ def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         tile_index, num_tiles = check_tile_choice(0, experiment.num_tiles, "experiment.")
     trainer = check_trainer_options(OmegaConf.to_container(experiment.trainer, resolve=True))
     features = load_features(cfg, force=ctx.force)
-    tile = PairTile(len(features), tile_index, num_tiles)
+    tile = Tile(len(features), tile_index, num_tiles)
     layers = select_layers(features, experiment.layers)
     keys = {group: name for group, name in result_keys(cfg).items() if group != "kernel"}
     spec = rsm_spec(cfg)

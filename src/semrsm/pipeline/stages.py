@@ -56,6 +56,9 @@ EXPERIMENT_KEYS = ("name", "stage")
 # Settings that change neither a stage's inputs nor its results: they do not invalidate finished results.
 VOLATILE_KEYS = ("logger", "force", "hydra")
 VOLATILE_FEATURE_KEYS = ("num_workers", "progress_bar", "batch_size", "shard_size")
+# The layout of the stages' tables: raised when their columns change (2: ``semantic``/``spatio_semantic`` replaced
+# ``invariant``/``non_invariant``), so results finished by an older version are computed again, not misread.
+RESULTS_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def stage_fingerprint(cfg: DictConfig) -> str:
         plain.pop(key, None)
     for key in VOLATILE_FEATURE_KEYS:
         plain.get("features", {}).pop(key, None)
-    return content_hash({"config": plain, "files": file_identities(plain)})
+    return content_hash({"config": plain, "files": file_identities(plain), "format": RESULTS_FORMAT})
 
 
 def completed_summary(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:

@@ -1,9 +1,9 @@
-"""Pair tiles: tile i of n of one layer's N(N-1)/2 sample pairs, for spreading a matching over jobs.
+"""Tiles: tile i of n of one layer's N(N-1)/2 sample pairs, for spreading a matching over jobs.
 
 The pairs i < j in row-major order (0,1), (0,2), ..., (1,2), ... are cut into ``num_tiles`` contiguous runs whose
 sizes differ by at most one pair; the cut depends on (N, num_tiles) only. A run is a partial row, whole rows and
-a partial row; ``PairTile.engine_tiles`` turns it into the engine's row x column blocks (memory-bounded like
-``plan_tiles``) that compute exactly its pairs. A finished tile is a part file ``<index>-of-<num_tiles>.npz``
+a partial row; ``Tile.pair_blocks`` turns it into the engine's pair blocks (row x column ranges, memory-bounded
+like ``plan_blocks``) that compute exactly its pairs. A finished tile is a part file ``<index>-of-<num_tiles>.npz``
 holding its matched scores in pair order; the parts of one partition assemble into the layer's ``MatchedScores``.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semrsm.similarity import MatchedScores, Tile
-from semrsm.similarity.engine import tile_side
+from semrsm.similarity import MatchedScores, PairBlock
+from semrsm.similarity.engine import pair_block_side
 from semrsm.storage import CorruptFileError, atomic_save_npz, read_npz
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def check_tile_choice(tile_index, num_tiles, prefix: str = "") -> tuple[int, int
 
 
 @dataclass(frozen=True)
-class PairTile:
+class Tile:
     """Tile ``index`` of ``num_tiles``: the pairs ``start <= p < stop`` in row-major order of ``num_samples``."""
 
     num_samples: int
@@ -99,30 +99,33 @@ class PairTile:
             position, row = end, row + 1
         return segments
 
-    def engine_tiles(self, bytes_per_pair: int, tile_size: int | None = None, align: int = 1) -> list[Tile]:
-        """Engine tiles computing exactly this tile's pairs, each at most ``tile_size``^2 pairs of products
-        (default as ``plan_tiles``: about N / 8, at most what fits 128 MiB at ``bytes_per_pair``, a multiple of
-        ``align``); whole rows are cut at multiples of the tile side, so aligned blocks of ``align`` samples
-        are not split between tiles."""
+    def pair_blocks(
+        self, bytes_per_pair: int, block_size: int | None = None, align: int = 1
+    ) -> list[PairBlock]:
+        """The engine's pair blocks computing exactly this tile's pairs, each at most ``block_size``^2 pairs of
+        products (default as ``plan_blocks``: about N / 8, at most what fits 128 MiB at ``bytes_per_pair``, a
+        multiple of ``align``); whole rows are cut at multiples of the block side, so aligned blocks of ``align``
+        samples are not split between pair blocks."""
         n = self.num_samples
-        tile_size = tile_side(n, bytes_per_pair, tile_size, align)
-        whole_rows, tiles = [], []
-        width = tile_size * tile_size  # a single row's products may take a whole tile's budget
+        side = pair_block_side(n, bytes_per_pair, block_size, align)
+        whole_rows, blocks = [], []
+        width = side * side  # a single row's products may take a whole block's budget
         for row, first, end in self.segments():
             if first == row + 1 and end == n:
                 whole_rows.append(row)
             else:
-                tiles += [
-                    Tile(range(row, row + 1), range(c, min(c + width, end))) for c in range(first, end, width)
+                blocks += [
+                    PairBlock(range(row, row + 1), range(c, min(c + width, end)))
+                    for c in range(first, end, width)
                 ]
         if whole_rows:  # contiguous: only the first and last segment can be partial
             bottom = whole_rows[-1] + 1
-            for top, stop in _cuts(whole_rows[0], bottom, tile_size):
+            for top, stop in _cuts(whole_rows[0], bottom, side):
                 rows = range(top, stop)
-                for left, right in _cuts(top, n, tile_size):
+                for left, right in _cuts(top, n, side):
                     if right - 1 > rows[0]:  # the block holds a pair i < j
-                        tiles.append(Tile(rows, range(left, right)))
-        return tiles
+                        blocks.append(PairBlock(rows, range(left, right)))
+        return blocks
 
     def take(self, scores: torch.Tensor | np.ndarray) -> np.ndarray:
         """This tile's entries of an (N, N) matrix, in pair order."""
@@ -145,7 +148,7 @@ def _cuts(start: int, stop: int, size: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=False))
 
 
-def save_part(directory: Path, tile: PairTile, matched: MatchedScores) -> Path:
+def save_part(directory: Path, tile: Tile, matched: MatchedScores) -> Path:
     """Atomically write ``tile``'s matched scores (and the squared norms) to ``directory/<index>-of-<n>.npz``."""
     values = tile.take(matched.scores)
     if np.isnan(values).any():
@@ -153,7 +156,7 @@ def save_part(directory: Path, tile: PairTile, matched: MatchedScores) -> Path:
     return atomic_save_npz(directory / tile.file_name, values=values, sq_norms=matched.sq_norms.numpy())
 
 
-def load_part(directory: Path, tile: PairTile) -> tuple[np.ndarray, np.ndarray]:
+def load_part(directory: Path, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
     """(values in pair order, squared norms) of ``tile``'s part file; CorruptFileError (naming it) if it is
     truncated, fails its CRC or does not fit the tile."""
     path = directory / tile.file_name
@@ -168,17 +171,17 @@ def load_part(directory: Path, tile: PairTile) -> tuple[np.ndarray, np.ndarray]:
     return values, sq_norms
 
 
-def finished_tiles(directory: Path, num_samples: int) -> dict[int, list[PairTile]]:
+def finished_tiles(directory: Path, num_samples: int) -> dict[int, list[Tile]]:
     """The tiles with a readable part file in ``directory``, per num_tiles (empty when there is none). A corrupt
     or truncated part is removed, with a warning naming it, so that its tile counts as missing."""
-    found: dict[int, list[PairTile]] = {}
+    found: dict[int, list[Tile]] = {}
     if not directory.is_dir():
         return found
     for path in sorted(directory.iterdir()):
         if match := PART_NAME.fullmatch(path.name):
             index, num_tiles = int(match[1]), int(match[2])
             try:
-                tile = PairTile(num_samples, index, num_tiles)
+                tile = Tile(num_samples, index, num_tiles)
             except ValueError as error:
                 raise ValueError(
                     f"tile part {path} does not fit {num_samples} samples ({error}); delete it"
@@ -195,7 +198,7 @@ def finished_tiles(directory: Path, num_samples: int) -> dict[int, list[PairTile
     return found
 
 
-def most_complete_partition(directory: Path, num_samples: int) -> tuple[list[PairTile], list[PairTile]]:
+def most_complete_partition(directory: Path, num_samples: int) -> tuple[list[Tile], list[Tile]]:
     """(finished, missing) tiles of the partition whose parts in ``directory`` cover the most pairs (ties: the
     fewest tiles); ([], []) when there are no parts."""
     found = finished_tiles(directory, num_samples)
@@ -204,11 +207,11 @@ def most_complete_partition(directory: Path, num_samples: int) -> tuple[list[Pai
     num_tiles = max(sorted(found), key=lambda n: sum(tile.num_pairs for tile in found[n]))
     finished = found[num_tiles]
     done = {tile.index for tile in finished}
-    missing = [PairTile(num_samples, i, num_tiles) for i in range(num_tiles) if i not in done]
+    missing = [Tile(num_samples, i, num_tiles) for i in range(num_tiles) if i not in done]
     return finished, missing
 
 
-def assemble_parts(directory: Path, tiles: list[PairTile]) -> MatchedScores:
+def assemble_parts(directory: Path, tiles: list[Tile]) -> MatchedScores:
     """MatchedScores from the part files of ``tiles`` (one partition): NaN at the pairs of the other tiles."""
     if not tiles:
         raise ValueError(f"no tile parts to assemble in {directory}")

@@ -45,7 +45,7 @@ C5_MIN_QUALITY = 0.9  # "near-optimal": mean shift-invariant quality of at least
 C5_MIN_PAIRS = 64
 C6_MIN_SIZES = 4
 FULL_SAMPLE = -1  # the ``replicate`` value of a bootstrap table's full-sample row
-C4_EFFECTS = ("pearson_invariant", "pearson_difference", "spearman_invariant", "spearman_difference")
+C4_EFFECTS = ("pearson_semantic", "pearson_difference", "spearman_semantic", "spearman_difference")
 
 
 @dataclass(frozen=True)
@@ -276,9 +276,9 @@ def query_table(tables: Mapping[str, pd.DataFrame], datasets: Sequence[str]) -> 
     table = _table(tables, "retrieval_queries")
     if table is None:
         return None
-    require_columns(table, [*LAYER_KEY, "query", "f1_invariant", "f1_non_invariant"], "retrieval_queries")
+    require_columns(table, [*LAYER_KEY, "query", "f1_semantic", "f1_spatio_semantic"], "retrieval_queries")
     table = one_run(table[table["dataset"].isin(datasets)], [*LAYER_KEY, "seed"])
-    return None if table.empty else table.assign(gain=table["f1_invariant"] - table["f1_non_invariant"])
+    return None if table.empty else table.assign(gain=table["f1_semantic"] - table["f1_spatio_semantic"])
 
 
 def per_query_effect(rows: pd.DataFrame, column: str) -> tuple[Interval, int]:
@@ -293,15 +293,15 @@ def per_query_effect(rows: pd.DataFrame, column: str) -> tuple[Interval, int]:
 
 
 def retrieval_evidence(table: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: F1@1 gain (invariant minus not) with its interval over queries (and seeds)."""
+    """Per configuration: F1@1 gain (semantic minus spatio-semantic) with its interval over queries (and seeds)."""
     rows = []
     for values, group in table.groupby(LAYER_KEY, dropna=False, sort=True):
         value, seeds = per_query_effect(group, "gain")
         rows.append(
             {
                 **dict(zip(LAYER_KEY, values, strict=True)),
-                "f1_invariant": float(group["f1_invariant"].mean()),
-                "f1_non_invariant": float(group["f1_non_invariant"].mean()),
+                "f1_semantic": float(group["f1_semantic"].mean()),
+                "f1_spatio_semantic": float(group["f1_spatio_semantic"].mean()),
                 **interval_columns("f1_gain", value),
                 "n_units": value.n,
                 "units": "queries",
@@ -319,7 +319,9 @@ def check_retrieval(tables: Mapping[str, pd.DataFrame], claim: str, datasets: Se
         return _not_run(
             claim, f"no retrieval results on {', '.join(datasets)} (tables/retrieval_queries.csv)."
         )
-    rule = "F1@1(invariant) - F1@1(non-invariant) > 0 per backbone and kernel (paired bootstrap over queries)"
+    rule = (
+        "F1@1(semantic) - F1@1(spatio-semantic) > 0 per backbone and kernel (paired bootstrap over queries)"
+    )
     return conclude(claim, retrieval_evidence(table), rule, LAYER_KEY, "f1_gain")
 
 
@@ -398,7 +400,7 @@ def check_class_probability(tables: Mapping[str, pd.DataFrame]) -> Verdict:
     if table is None:
         return _not_run("C4", "no class_probability results (tables/class_probability_bootstrap.csv).")
     methods = ("pearson", "spearman")
-    columns = [f"{m}_{side}" for m in methods for side in ("invariant", "non_invariant")]
+    columns = [f"{m}_{side}" for m in methods for side in ("semantic", "spatio_semantic")]
     require_columns(
         table, [*LAYER_KEY, "pairs", "replicate", "n_units", *columns], "class_probability_bootstrap"
     )
@@ -407,12 +409,12 @@ def check_class_probability(tables: Mapping[str, pd.DataFrame]) -> Verdict:
     for method in methods:
 
         def diff(rows: pd.DataFrame, m: str = method) -> np.ndarray:
-            return (rows[f"{m}_invariant"] - rows[f"{m}_non_invariant"]).to_numpy()
+            return (rows[f"{m}_semantic"] - rows[f"{m}_spatio_semantic"]).to_numpy()
 
         effects[f"{method}_difference"] = {
             tuple(k.values()): (v, s) for k, v, s in bootstrap_effects(table, key, diff)
         }
-        for side in ("invariant", "non_invariant"):
+        for side in ("semantic", "spatio_semantic"):
             name = f"{method}_{side}"
             found = bootstrap_effects(table, key, lambda rows, c=name: rows[c].to_numpy())
             effects[name] = {tuple(k.values()): (v, s) for k, v, s in found}
@@ -422,10 +424,10 @@ def check_class_probability(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         outcomes = []
         for method in methods:
             difference, seeds = effects[f"{method}_difference"][values]
-            correlation = effects[f"{method}_invariant"][values][0]
+            correlation = effects[f"{method}_semantic"][values][0]
             row |= interval_columns(f"{method}_difference", difference)
-            row |= interval_columns(f"{method}_invariant", correlation)
-            row[f"{method}_non_invariant"] = effects[f"{method}_non_invariant"][values][0].estimate
+            row |= interval_columns(f"{method}_semantic", correlation)
+            row[f"{method}_spatio_semantic"] = effects[f"{method}_spatio_semantic"][values][0].estimate
             outcomes += [outcome(correlation, negative, positive), outcome(difference, negative, positive)]
         row |= {"n_units": difference.n, "units": "images", "seeds": seeds, "outcome": combine(outcomes)}
         rows.append(row)
@@ -439,7 +441,7 @@ def check_class_probability(tables: Mapping[str, pd.DataFrame]) -> Verdict:
         ]
         note = " Not judged, shown: " + "; ".join(parts) + "."
     rule = (
-        "with invariance, Pearson and Spearman(similarity, JSD) < 0, and invariant - non-invariant < 0 for both "
+        "with invariance, Pearson and Spearman(similarity, JSD) < 0, and semantic - spatio-semantic < 0 for both "
         "(image-level bootstrap over all pairs)"
     )
     verdict = conclude("C4", judged, rule, LAYER_KEY, C4_EFFECTS, note)

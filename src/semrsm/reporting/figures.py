@@ -272,7 +272,7 @@ def metric_bars(
 ) -> Figure:
     """Grouped bars of `value` per `x` category, one bar per `hue`, one panel per `facet` value.
 
-    E.g. F1@1 with x="backbone", hue="invariant", facet="kernel". Rows with equal (facet, x, hue) are averaged;
+    E.g. F1@1 with x="backbone", hue="semantic", facet="kernel". Rows with equal (facet, x, hue) are averaged;
     `error` names a column of error-bar half-widths, `interval` two columns (low, high) of an interval drawn as
     the error bar instead. Axis labels default to the column names; `hue_names` renames hue values in the
     legend, which sits outside the panels.

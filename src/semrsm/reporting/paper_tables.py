@@ -2,7 +2,7 @@
 
 - F1@1 of the spatio-semantic and the semantic RSM with the gain and its interval (Fig. 3 / the Cityscapes table):
   rows dataset x backbone x layer, one column group per kernel;
-- Pearson and Spearman correlation of similarity with the JSD of predictions, invariant vs not (Table 1): rows
+- Pearson and Spearman correlation of similarity with the JSD of predictions, semantic vs spatio-semantic (Table 1): rows
   dataset x backbone x layer (x kernel);
 - runtime per matcher x spatial size with the matching quality, and the batch_optimal interval of claim C5.
 
@@ -153,13 +153,13 @@ def f1_table(tables: Mapping[str, pd.DataFrame]) -> PaperTable | None:
     if queries is None or queries.empty:
         return None
     queries = one_run(queries, [*LAYER_KEY, "seed"])
-    evidence = retrieval_evidence(queries.assign(gain=queries["f1_invariant"] - queries["f1_non_invariant"]))
+    evidence = retrieval_evidence(queries.assign(gain=queries["f1_semantic"] - queries["f1_spatio_semantic"]))
     sizes = spatial_sizes(tables)
     rows = pd.DataFrame(
         {
             **_setup_columns(evidence, sizes),
-            "spatio-semantic": [_estimate(v) for v in evidence["f1_non_invariant"]],
-            "semantic": [_estimate(v) for v in evidence["f1_invariant"]],
+            "spatio-semantic": [_estimate(v) for v in evidence["f1_spatio_semantic"]],
+            "semantic": [_estimate(v) for v in evidence["f1_semantic"]],
             "gain [95 % CI]": [
                 _estimate(v, lo, hi, +1)
                 for v, lo, hi in zip(
@@ -183,10 +183,10 @@ def f1_table(tables: Mapping[str, pd.DataFrame]) -> PaperTable | None:
 
 
 def correlation_table(verdict: Verdict, sizes: Mapping[tuple[str, str], int]) -> PaperTable | None:
-    """Pearson and Spearman of similarity vs JSD, invariant vs not, per dataset x backbone x layer (x kernel),
+    """Pearson and Spearman of similarity vs JSD, semantic vs spatio-semantic, per dataset x backbone x layer (x kernel),
     from the C4 verdict's evidence (all pairs), with the verdict's intervals."""
     evidence = verdict.evidence
-    if evidence.empty or "pearson_invariant" not in evidence:
+    if evidence.empty or "pearson_semantic" not in evidence:
         return None
     if "pairs" in evidence:
         evidence = evidence[evidence["pairs"] == "all"]
@@ -200,11 +200,11 @@ def correlation_table(verdict: Verdict, sizes: Mapping[tuple[str, str], int]) ->
     )
     values = []
     for method, label in (("pearson", "Pearson r"), ("spearman", "Spearman ρ")):
-        rows[f"{method} spatio-sem."] = [_estimate(v) for v in evidence[f"{method}_non_invariant"]]
+        rows[f"{method} spatio-sem."] = [_estimate(v) for v in evidence[f"{method}_spatio_semantic"]]
         rows[f"{method} semantic"] = [
             _estimate(v, lo, hi, -1)
             for v, lo, hi in zip(
-                *(evidence[f"{method}_invariant{s}"] for s in ("", "_low", "_high")), strict=True
+                *(evidence[f"{method}_semantic{s}"] for s in ("", "_low", "_high")), strict=True
             )
         ]
         rows[f"{method} Δ"] = [

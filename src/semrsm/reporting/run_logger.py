@@ -58,13 +58,9 @@ def _check_name(name: str, what: str) -> str:
 
 
 def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(config, DictConfig):
-        config = OmegaConf.to_container(config, resolve=True)
     if not isinstance(config, Mapping):
         raise ValueError(f"config must be a mapping, got {type(config).__name__}")
-    return to_jsonable(dict(config))
+    return to_jsonable(config)
 
 
 def _now() -> str:

@@ -9,7 +9,7 @@ from semrsm.similarity.api import (
     spatio_semantic_rsm,
 )
 from semrsm.similarity.cka import cka
-from semrsm.similarity.engine import MatchedScores, Tile, matched_scores, plan_tiles
+from semrsm.similarity.engine import MatchedScores, PairBlock, matched_scores, plan_blocks
 from semrsm.similarity.kernels import KERNELS
 from semrsm.similarity.matchers import MATCHERS, Matcher, get_matcher
 
@@ -19,13 +19,13 @@ __all__ = [
     "MatchedScores",
     "Matcher",
     "RSMResult",
-    "Tile",
+    "PairBlock",
     "cka",
     "compute_rsms",
     "get_matcher",
     "match",
     "matched_scores",
-    "plan_tiles",
+    "plan_blocks",
     "rsms_from_scores",
     "semantic_rsm",
     "spatio_semantic_rsm",

@@ -73,7 +73,7 @@ def rsms_from_scores(
     sigma = check_sigma(sigma)
     if not matched.complete:
         raise ValueError(
-            "matched scores are incomplete (some tiles were not computed); merge all parts first"
+            "matched scores are incomplete (some blocks were not computed); merge all parts first"
         )
     if "rbf" in names and sigma is None:
         sigma = median_sigma(matched.scores, matched.sq_norms)
@@ -103,7 +103,7 @@ def compute_rsms(
     sigma: float | None = None,
     progress: bool = False,
     workers: int | None = None,
-    tile_size: int | None = None,
+    block_size: int | None = None,
     **options,
 ) -> RSMResult:
     """Semantic RSMs of ``reps`` for one or several kernels, all from one matching, as an ``RSMResult``.
@@ -113,7 +113,7 @@ def compute_rsms(
     and "hungarian" (scipy, slower) are both exact, "identity" gives the spatio-semantic RSM. ``sigma`` fixes the
     RBF bandwidth (default: sigma^2 = median non-zero squared distance of the aligned pairs). ``bounds=True``
     adds the kernel at an upper bound of each pair's optimal matched score. ``progress`` shows a progress bar,
-    ``workers`` sets the solver threads, ``tile_size`` the samples per tile side (memory bound).
+    ``workers`` sets the solver threads, ``block_size`` the samples per block side (memory bound).
     """
     names = _kernel_names(kernels)
     check_sigma(sigma)
@@ -124,7 +124,7 @@ def compute_rsms(
         return_bounds=bounds,
         progress=progress,
         workers=workers,
-        tile_size=tile_size,
+        block_size=block_size,
         **options,
     )
     return rsms_from_scores(matched, names, sigma, matcher=matcher, options=resolved)
@@ -144,7 +144,7 @@ def semantic_rsm(
     sigma: float | None = None,
     progress: bool = False,
     workers: int | None = None,
-    tile_size: int | None = None,
+    block_size: int | None = None,
     **options,
 ) -> torch.Tensor:
     """Semantic RSM (N, N) float64 (CPU) for one kernel: the kernel of x_i and the optimally permuted x_j for
@@ -156,7 +156,7 @@ def semantic_rsm(
         sigma=sigma,
         progress=progress,
         workers=workers,
-        tile_size=tile_size,
+        block_size=block_size,
         **options,
     )
     return result.rsm
@@ -168,11 +168,11 @@ def spatio_semantic_rsm(
     *,
     sigma: float | None = None,
     progress: bool = False,
-    tile_size: int | None = None,
+    block_size: int | None = None,
 ) -> torch.Tensor:
     """Spatio-semantic RSM: the kernel on flattened samples (no matching); ``semantic_rsm`` with
     matcher="identity"."""
-    return semantic_rsm(reps, kernel, "identity", sigma=sigma, progress=progress, tile_size=tile_size)
+    return semantic_rsm(reps, kernel, "identity", sigma=sigma, progress=progress, block_size=block_size)
 
 
 def match(x, y, matcher: str = "lapjv", **options):

@@ -1,15 +1,16 @@
-"""Engine: matched scores for all sample pairs, tile by tile.
+"""Engine: matched scores for all sample pairs, pair block by pair block.
 
-A tile is a block of rows x a block of columns of the (N, N) pair matrix; only its pairs i < j are computed.
+A pair block is a range of rows x a range of columns of the (N, N) pair matrix; only its pairs i < j are
+computed.
 A pair's inner products G[r, c] = <x_{i, r}, x_{j, c}> come from the product of the *aligned blocks* holding i
 and j: samples [a * side, (a + 1) * side) with side = ``block_side(S)`` (about 1200 product rows; one sample
-from S = 601 on). That is always the same matrix product whichever tile asks for it, and BLAS results can
-depend on the matrix shape, so this is what makes a pair's products, matching and score independent of the tile
+from S = 601 on). That is always the same matrix product whichever block asks for it, and BLAS results can
+depend on the matrix shape, so this is what makes a pair's products, matching and score independent of the block
 plan, the worker count and which process computed it (bit-identical on one machine and BLAS; products use
-single-threaded BLAS). Default tiles are whole blocks. The pairs are then solved and only the matched score
-sum_r G[r, p(r)] (float64) is kept. Exact matchers run whole tiles (products, then the pairs) on a thread pool,
-so one tile's products overlap another's solving; approximate ones solve a tile as one batch. Memory is bounded
-by the tile size, whatever N is.
+single-threaded BLAS). Default pair blocks are whole aligned blocks. The pairs are then solved and only the matched score
+sum_r G[r, p(r)] (float64) is kept. Exact matchers run whole blocks (products, then the pairs) on a thread pool,
+so one block's products overlap another's solving; approximate ones solve a block as one batch. Memory is bounded
+by the block size, whatever N is.
 
 Range: samples whose largest |value| lies outside [2^-40, 2^40] are scaled by a power of two (exact) before
 their float32 products, and their scores scaled back in float64, so no product overflows or underflows.
@@ -30,7 +31,7 @@ from semrsm.similarity.exact import default_workers, matched_values
 from semrsm.similarity.inputs import as_sets
 from semrsm.similarity.matchers import Matcher, get_matcher
 
-TILE_BYTES = 128 * 2**20  # for the products of all tiles alive at a time
+BLOCK_BYTES = 128 * 2**20  # for the products of all blocks alive at a time
 FLAT_CHUNK = 4096  # features per float32 product of the spatio-semantic path (bounds its rounding error)
 FLAT_ROWS = 64  # samples per aligned row block of the spatio-semantic products
 BLOCK_ROWS = 1200  # product rows per aligned sample block of the semantic products (at least one sample)
@@ -38,20 +39,20 @@ SAFE_EXPONENT = 40  # samples with max |x| outside [2^-40, 2^40] are rescaled by
 
 
 @dataclass(frozen=True)
-class Tile:
+class PairBlock:
     """Rows x columns block of the pair matrix; only its pairs i < j are computed."""
 
     rows: range
     cols: range
 
     def local_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Indices (a, b) into rows and cols of the tile's pairs with rows[a] < cols[b]."""
+        """Indices (a, b) into rows and cols of the block's pairs with rows[a] < cols[b]."""
         a, b = np.meshgrid(np.arange(len(self.rows)), np.arange(len(self.cols)), indexing="ij")
         keep = (np.asarray(self.rows)[a] < np.asarray(self.cols)[b]).ravel()
         return a.ravel()[keep], b.ravel()[keep]
 
     def global_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Sample indices (i, j) of the tile's pairs, i < j, in the order of ``local_pairs``."""
+        """Sample indices (i, j) of the block's pairs, i < j, in the order of ``local_pairs``."""
         a_idx, b_idx = self.local_pairs()
         return np.asarray(self.rows)[a_idx], np.asarray(self.cols)[b_idx]
 
@@ -67,35 +68,37 @@ def block_side(size: int) -> int:
     return max(1, BLOCK_ROWS // size)
 
 
-def tile_side(n_samples: int, bytes_per_pair: int, tile_size: int | None = None, align: int = 1) -> int:
-    """Samples per tile side: ``tile_size`` checked, or by default about N / 8 and at most what fits 128 MiB of
+def pair_block_side(
+    n_samples: int, bytes_per_pair: int, block_size: int | None = None, align: int = 1
+) -> int:
+    """Samples per block side: ``block_size`` checked, or by default about N / 8 and at most what fits 128 MiB of
     products at ``bytes_per_pair``, rounded up to a multiple of ``align`` (the aligned block side)."""
-    if tile_size is None:
-        fits = max(1, math.isqrt(TILE_BYTES // max(1, bytes_per_pair)))
-        tile_size = min(fits, max(4, math.ceil(n_samples / 8)))
-        tile_size = align * math.ceil(tile_size / align)
-    return _check_positive_int("tile_size", tile_size)
+    if block_size is None:
+        fits = max(1, math.isqrt(BLOCK_BYTES // max(1, bytes_per_pair)))
+        block_size = min(fits, max(4, math.ceil(n_samples / 8)))
+        block_size = align * math.ceil(block_size / align)
+    return _check_positive_int("block_size", block_size)
 
 
-def plan_tiles(
-    n_samples: int, bytes_per_pair: int, tile_size: int | None = None, align: int = 1
-) -> list[Tile]:
+def plan_blocks(
+    n_samples: int, bytes_per_pair: int, block_size: int | None = None, align: int = 1
+) -> list[PairBlock]:
     """Tiles covering every pair i < j of ``n_samples`` once.
 
-    ``tile_size`` samples per side; by default about N / 8 (diagonal tiles compute their lower half in vain),
+    ``block_size`` samples per side; by default about N / 8 (diagonal blocks compute their lower half in vain),
     at most what fits 128 MiB at ``bytes_per_pair`` (S * S * itemsize for semantic matching), a multiple of
-    ``align``. A launcher may spread the tiles over machines; the results do not depend on the plan, but a
-    tile smaller than the aligned block (``block_side``) recomputes the block's whole product.
+    ``align``. A launcher may spread the blocks over machines; the results do not depend on the plan, but a
+    block smaller than the aligned block (``block_side``) recomputes the aligned block's whole product.
     """
-    size = tile_side(n_samples, bytes_per_pair, tile_size, align)
+    size = pair_block_side(n_samples, bytes_per_pair, block_size, align)
     starts = range(0, n_samples, size)
-    tiles = [
-        Tile(range(a, min(a + size, n_samples)), range(b, min(b + size, n_samples)))
+    blocks = [
+        PairBlock(range(a, min(a + size, n_samples)), range(b, min(b + size, n_samples)))
         for a in starts
         for b in starts
         if b >= a
     ]
-    return [tile for tile in tiles if len(tile.local_pairs()[0])]
+    return [block for block in blocks if len(block.local_pairs()[0])]
 
 
 @dataclass
@@ -113,7 +116,7 @@ class MatchedScores:
         return not bool(torch.isnan(self.scores).any())
 
     def merge(self, other: "MatchedScores") -> "MatchedScores":
-        """Combine results of disjoint tile sets of the same samples."""
+        """Combine results of disjoint block sets of the same samples."""
         if self.scores.shape != other.scores.shape:
             raise ValueError(
                 f"cannot merge scores of shapes {tuple(self.scores.shape)} and {tuple(other.scores.shape)}"
@@ -173,7 +176,7 @@ def block_products(sets: torch.Tensor, block_i: int, block_j: int, side: int) ->
     block of N shorter) as one (rows * S, cols * S) matrix in the input's precision: block (a, b) holds G of
     samples side * block_i + a and side * block_j + b. A diagonal block (``block_i == block_j``) holds only its
     pairs a < b (one product per row of samples: each unordered pair once; zeros elsewhere). Every block is
-    computed the same way whichever tile asks for it. Call with single-threaded BLAS."""
+    computed the same way whichever block asks for it. Call with single-threaded BLAS."""
     left = sets[block_i * side : (block_i + 1) * side].flatten(0, 1)
     right = sets[block_j * side : (block_j + 1) * side].flatten(0, 1)
     if block_i != block_j:
@@ -203,7 +206,7 @@ def _by_block(rows: np.ndarray, cols: np.ndarray, side: int):
 def _flat_block(flat: torch.Tensor, start: int) -> np.ndarray:
     """Unmatched inner products (rows, N) float64 of the aligned samples start..start+FLAT_ROWS with every
     sample: float32 products over chunks of FLAT_CHUNK features, accumulated in float64. The same products
-    whichever tiles ask for them, so a pair's value does not depend on the tiles."""
+    whichever blocks ask for them, so a pair's value does not depend on the blocks."""
     left = flat[start : start + FLAT_ROWS]
     total = torch.zeros(len(left), len(flat), dtype=torch.float64, device=flat.device)
     for begin in range(0, flat.shape[1], FLAT_CHUNK):
@@ -215,10 +218,12 @@ def _flat_block(flat: torch.Tensor, start: int) -> np.ndarray:
     return total.cpu().numpy()
 
 
-def _exact_tile(spec: Matcher, sets: torch.Tensor, tile: Tile, position_norms: np.ndarray) -> np.ndarray:
-    """Scaled matched scores of a tile's pairs: per aligned block pair its products, then its pairs solved by
+def _exact_block(
+    spec: Matcher, sets: torch.Tensor, block: PairBlock, position_norms: np.ndarray
+) -> np.ndarray:
+    """Scaled matched scores of a block's pairs: per aligned block pair its products, then its pairs solved by
     the exact solver."""
-    rows, cols = tile.global_pairs()
+    rows, cols = block.global_pairs()
     side = block_side(sets.shape[1])
     values = np.empty(len(rows))
     for bi, bj, a_idx, b_idx, here in _by_block(rows, cols, side):
@@ -229,10 +234,10 @@ def _exact_tile(spec: Matcher, sets: torch.Tensor, tile: Tile, position_norms: n
     return values
 
 
-def _tile_batch(sets: torch.Tensor, tile: Tile, workers: int) -> np.ndarray:
-    """Inner products (K, S, S) of a tile's K pairs, in the order of ``Tile.global_pairs``; the aligned block
+def _block_batch(sets: torch.Tensor, block: PairBlock, workers: int) -> np.ndarray:
+    """Inner products (K, S, S) of a block's K pairs, in the order of ``PairBlock.global_pairs``; the aligned block
     products on ``workers`` threads with single-threaded BLAS."""
-    rows, cols = tile.global_pairs()
+    rows, cols = block.global_pairs()
     size = sets.shape[1]
     side = block_side(size)
     batch = np.empty((len(rows), size, size), dtype=np.float64 if sets.dtype == torch.float64 else np.float32)
@@ -248,12 +253,12 @@ def _tile_batch(sets: torch.Tensor, tile: Tile, workers: int) -> np.ndarray:
     return batch
 
 
-def _run_exact(spec, sets, tiles, position_norms, workers, record) -> None:
-    """Exact tiles on ``workers`` threads, each computing a tile's products (single-threaded BLAS) and solving
-    its pairs, so products and solving of different tiles overlap; ``record(tile, values, values)`` as each
+def _run_exact(spec, sets, blocks, position_norms, workers, record) -> None:
+    """Exact blocks on ``workers`` threads, each computing a block's products (single-threaded BLAS) and solving
+    its pairs, so products and solving of different blocks overlap; ``record(block, values, values)`` as each
     finishes (an exact score is its own upper bound)."""
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(_exact_tile, spec, sets, tile, position_norms): tile for tile in tiles}
+        futures = {pool.submit(_exact_block, spec, sets, block, position_norms): block for block in blocks}
         try:
             for future in as_completed(futures):
                 values = future.result()
@@ -262,27 +267,27 @@ def _run_exact(spec, sets, tiles, position_norms, workers, record) -> None:
             pool.shutdown(cancel_futures=True)
 
 
-def _run_flat(sets, tiles, workers, record) -> None:
-    """Spatio-semantic scores of the tiles' pairs from aligned row blocks (``_flat_block``) on ``workers``
-    threads with single-threaded BLAS; ``record(tile, values, None)`` per tile once its blocks are done."""
+def _run_flat(sets, blocks, workers, record) -> None:
+    """Spatio-semantic scores of the blocks' pairs from aligned row blocks (``_flat_block``) on ``workers``
+    threads with single-threaded BLAS; ``record(block, values, None)`` per block once its row blocks are done."""
     flat = sets.flatten(1)
-    starts = sorted({i - i % FLAT_ROWS for tile in tiles for i in tile.global_pairs()[0].tolist()})
+    starts = sorted({i - i % FLAT_ROWS for block in blocks for i in block.global_pairs()[0].tolist()})
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        blocks = dict(zip(starts, pool.map(lambda start: _flat_block(flat, start), starts), strict=True))
-    for tile in tiles:
-        rows, cols = tile.global_pairs()
+        row_blocks = dict(zip(starts, pool.map(lambda start: _flat_block(flat, start), starts), strict=True))
+    for block in blocks:
+        rows, cols = block.global_pairs()
         values = np.empty(len(rows))
         for start in np.unique(rows - rows % FLAT_ROWS).tolist():
             here = (rows >= start) & (rows < start + FLAT_ROWS)
-            values[here] = blocks[start][rows[here] - start, cols[here]]
-        record(tile, values, None)
+            values[here] = row_blocks[start][rows[here] - start, cols[here]]
+        record(block, values, None)
 
 
-def _solve_batched(spec: Matcher, options, sets, tile, position_norms, with_bounds, workers):
-    """Scaled matched scores (and upper bounds) of a tile's pairs by a batched approximate matcher; the
+def _solve_batched(spec: Matcher, options, sets, block, position_norms, with_bounds, workers):
+    """Scaled matched scores (and upper bounds) of a block's pairs by a batched approximate matcher; the
     products on ``workers`` threads with single-threaded BLAS."""
-    rows, cols = tile.global_pairs()
-    batch = _tile_batch(sets, tile, workers)
+    rows, cols = block.global_pairs()
+    batch = _block_batch(sets, block, workers)
     single = batch.astype(np.float32, copy=False)
     norms_x, norms_y = (position_norms[index].astype(np.float32) for index in (rows, cols))
     perms = spec.batch(single, norms_x, norms_y, **options)
@@ -295,27 +300,27 @@ def _solve_batched(spec: Matcher, options, sets, tile, position_norms, with_boun
     return values, bounds
 
 
-def _check_tiles(tiles: Sequence[Tile], n_samples: int) -> None:
-    for tile in tiles:
-        if not isinstance(tile, Tile):
-            raise ValueError(f"tiles: expected Tile objects, got {type(tile).__name__}")
-        for block in (tile.rows, tile.cols):
-            if block.step != 1 or block.start < 0 or block.stop > n_samples or len(block) == 0:
-                raise ValueError(f"tiles: {tile} is not a contiguous block inside 0..{n_samples}")
+def _check_blocks(blocks: Sequence[PairBlock], n_samples: int) -> None:
+    for block in blocks:
+        if not isinstance(block, PairBlock):
+            raise ValueError(f"blocks: expected PairBlock objects, got {type(block).__name__}")
+        for span in (block.rows, block.cols):
+            if span.step != 1 or span.start < 0 or span.stop > n_samples or len(span) == 0:
+                raise ValueError(f"blocks: {block} is not a contiguous block inside 0..{n_samples}")
 
 
 def matched_scores(
     reps,
     matcher: str = "lapjv",
     *,
-    tiles: Sequence[Tile] | None = None,
-    tile_size: int | None = None,
+    blocks: Sequence[PairBlock] | None = None,
+    block_size: int | None = None,
     return_bounds: bool = False,
     progress: bool = False,
     workers: int | None = None,
     **options,
 ) -> MatchedScores:
-    """Matched inner products of all pairs (or of the pairs in ``tiles``) for any kernel to use.
+    """Matched inner products of all pairs (or of the pairs in ``blocks``) for any kernel to use.
 
     ``reps``: (N, C, H, W) or (N, T, D) tensor/array (see ``as_sets``). ``matcher``: a name in ``MATCHERS``,
     ``options`` its options. ``workers``: threads for exact matchers (default: all cores). ``progress``: tqdm bar.
@@ -326,13 +331,13 @@ def matched_scores(
     workers = default_workers() if workers is None else _check_positive_int("workers", workers)
     n_samples, size = sets.shape[:2]
     flat = spec.name == "identity" and not return_bounds
-    if tiles is None:
-        if flat and tile_size is None:
-            tile_size = n_samples  # a flat tile holds only its (rows, cols) products
-        in_flight = workers if spec.pair_solver is not None else 1  # tiles whose products are alive at once
+    if blocks is None:
+        if flat and block_size is None:
+            block_size = n_samples  # a flat block holds only its (rows, cols) products
+        in_flight = workers if spec.pair_solver is not None else 1  # blocks whose products are alive at once
         align = 1 if flat else block_side(size)
-        tiles = plan_tiles(n_samples, in_flight * sets.element_size() * size * size, tile_size, align)
-    _check_tiles(tiles, n_samples)
+        blocks = plan_blocks(n_samples, in_flight * sets.element_size() * size * size, block_size, align)
+    _check_blocks(blocks, n_samples)
 
     sets, exponents = rescale(sets)
     sq_norms = _squared_norms(sets, exponents)
@@ -340,25 +345,25 @@ def matched_scores(
     scores = torch.full((n_samples, n_samples), float("nan"), dtype=torch.float64)
     scores.diagonal().copy_(sq_norms)
     bounds = scores.clone() if return_bounds else None
-    total = sum(len(tile.local_pairs()[0]) for tile in tiles)
+    total = sum(len(block.local_pairs()[0]) for block in blocks)
     with tqdm(total=total, disable=not progress, desc=f"matching ({spec.name})", unit="pair") as bar:
 
-        def record(tile: Tile, values, tile_bounds) -> None:
-            rows, cols = tile.global_pairs()
+        def record(block: PairBlock, values, block_bounds) -> None:
+            rows, cols = block.global_pairs()
             shift = exponents[rows] + exponents[cols]  # undo the rescaling: exact powers of two
             _write_symmetric(scores, rows, cols, np.ldexp(values, shift))
             if return_bounds:
-                _write_symmetric(bounds, rows, cols, np.ldexp(tile_bounds, shift))
+                _write_symmetric(bounds, rows, cols, np.ldexp(block_bounds, shift))
             bar.update(len(rows))
 
         if spec.pair_solver is not None:
-            _run_exact(spec, sets, tiles, position_norms, workers, record)
+            _run_exact(spec, sets, blocks, position_norms, workers, record)
         elif flat:
-            _run_flat(sets, tiles, workers, record)
+            _run_flat(sets, blocks, workers, record)
         else:  # batched approximate matchers parallelise inside their solvers
-            for tile in tiles:
+            for block in blocks:
                 record(
-                    tile, *_solve_batched(spec, options, sets, tile, position_norms, return_bounds, workers)
+                    block, *_solve_batched(spec, options, sets, block, position_norms, return_bounds, workers)
                 )
     return MatchedScores(scores, sq_norms, bounds)
 
