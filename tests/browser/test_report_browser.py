@@ -71,6 +71,14 @@ def column(page, table_name: str, header: str) -> list[str]:
 
 
 F1_TABLE = "F1@1 retrieval: semantic vs spatio-semantic RSM"
+FIRST_SCREEN = {"width": 1920, "height": 1080}
+# the verdicts and the three paper-style tables: all on the first screen, none scrolled
+FIRST_SCREEN_TABLES = (
+    "#verdicts table.verdicts",
+    "#table-f1 table",
+    "#table-correlation table",
+    "#table-runtime table",
+)
 
 
 def test_report_in_headless_chromium(opened, tmp_path):
@@ -157,3 +165,26 @@ def test_report_in_headless_chromium(opened, tmp_path):
     if target := os.environ.get("SEMRSM_SCREENSHOT_DIR"):
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(target) / "report.png")
+
+
+def test_first_screen_holds_the_verdicts_and_the_paper_tables(opened):
+    page, _, _, errors = opened
+    page.set_viewport_size(FIRST_SCREEN)
+    page.evaluate("window.scrollTo(0, 0)")
+    for selector in FIRST_SCREEN_TABLES:
+        table = page.locator(selector)
+        assert table.count() == 1, selector
+        box = table.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["y"] >= 0, selector
+        right, bottom = box["x"] + box["width"], box["y"] + box["height"]
+        assert right <= FIRST_SCREEN["width"] and bottom <= FIRST_SCREEN["height"], (selector, box)
+        # shown whole: its box neither scrolls nor clips it
+        wrap = table.locator("xpath=..")
+        assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth && w.scrollHeight <= w.clientHeight"), (
+            selector
+        )
+    assert page.evaluate("document.documentElement.scrollWidth") <= FIRST_SCREEN["width"]
+    assert errors == []
+    if target := os.environ.get("SEMRSM_SCREENSHOT_DIR"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / "first_screen.png"))

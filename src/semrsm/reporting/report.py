@@ -7,8 +7,10 @@ are counted in the header, named in the banner of the claims and experiments the
 their error. One HTML file rendered from the Jinja2 templates in ``templates/``; no server, no network: figures
 are embedded as downscaled thumbnails that open full size on click (``report_images``).
 
-The page: the verdicts (one row per claim), the paper-style tables (F1@1, Table 1 correlations, matcher
-runtime), each claim's rule and evidence, then per experiment its banner, figures, tables and run metadata.
+The page: the verdicts (one row per claim) and the paper-style tables (F1@1, Table 1 correlations, matcher
+runtime), each beside its title and data/model banner, all on the first screen at 1920x1080 (what the cells are
+and the models' training folded); then each claim's rule and evidence, then per experiment its banner, figures,
+tables and run metadata.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from semrsm.reporting.claims import CLAIMS, CONTRADICTS, STATUSES, SUPPORTS, Cla
 from semrsm.reporting.paper_tables import PaperTable, paper_tables
 from semrsm.reporting.provenance import PRETRAINED, SYNTHETIC_DATA, TRAINED_HERE
 from semrsm.reporting.report_html import Cell, TableView, macro, render, table_view, with_cells
-from semrsm.reporting.report_images import embed_image
+from semrsm.reporting.report_images import EmbeddedImage, embed_image
 from semrsm.reporting.report_scan import RunResult, SweepTable, combined_tables, find_runs, find_sweep_tables
 from semrsm.storage import atomic_write_text
 
@@ -51,6 +53,7 @@ EFFECTS = {"C1": ("auroc_gain", "AUROC gain"), "C2": ("f1_gain", "F1@1 gain"), "
            "C4": ("pearson_difference", "Δ Pearson"), "C5": ("quality", "batch_optimal quality"),
            "C6": ("slope", "CKA slope per log2 S")}  # fmt: skip
 UNIT_TABLES = ("_bootstrap", "_queries", "_pairs")  # per-unit tables: counted, not rendered
+MODELS_LINE = "Models: "  # how a banner's line naming the models begins (banners.banner)
 SEED = re.compile(r"(^|[.,/_-])seed=\d+")
 
 
@@ -234,15 +237,12 @@ def claim_views(
 
 @dataclass(frozen=True)
 class FigureView:
+    """A figure of the page: its dialog id, caption, a line on its size and source, and its two images."""
+
     id: str
     caption: str
     detail: str
-    thumb_uri: str
-    thumb_width: int
-    thumb_height: int
-    full_uri: str
-    full_width: int
-    full_height: int
+    image: EmbeddedImage
 
 
 def seed_groups(runs: Sequence[RunResult]) -> list[list[RunResult]]:
@@ -268,12 +268,7 @@ def figure_views(runs: Sequence[RunResult], outputs: Path) -> tuple[list[FigureV
                     id=f"fig-{len(views)}-{anchor(shown.experiment)}",
                     caption=f"{short_name(shown)} · {name}",
                     detail=f"{image.full_width}x{image.full_height} px, full size as {fmt}: {where}",
-                    thumb_uri=image.thumb_uri,
-                    thumb_width=image.thumb_width,
-                    thumb_height=image.thumb_height,
-                    full_uri=image.full_uri,
-                    full_width=image.full_width,
-                    full_height=image.full_height,
+                    image=image,
                 )
             )
     note = ""
@@ -445,9 +440,13 @@ def failures_view(incomplete: Sequence[RunResult]) -> TableView | None:
 
 @dataclass(frozen=True)
 class PaperTableView:
+    """A paper-style table with its data/model banner; ``models``: the banner's models line, shown folded so the
+    first screen holds the verdicts and every paper table."""
+
     anchor: str
     banner: banners.Banner
     table: TableView
+    models: str = ""
 
 
 def paper_table_views(
@@ -458,9 +457,10 @@ def paper_table_views(
     for paper in found:
         failed = [run for run in incomplete if run.stage == stages.get(paper.key)]
         view = table_view(paper.table, paper.title, paper.note, filterable=True)
-        views.append(
-            PaperTableView(paper.key, banners.banner(banners.pairs_of([paper.basis]), trained, failed), view)
-        )
+        banner = banners.banner(banners.pairs_of([paper.basis]), trained, failed)
+        models = [line for line in banner.lines if line.startswith(MODELS_LINE)]
+        shown = replace(banner, lines=[line for line in banner.lines if line not in models])
+        views.append(PaperTableView(paper.key, shown, view, " ".join(models)))
     return views
 
 
