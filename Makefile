@@ -12,7 +12,7 @@ SUITE ?= offline
 # wandb logs offline by default (conf/logger/wandb.yaml); WANDB_MODE, when set, overrides it.
 
 .DEFAULT_GOAL := help
-.PHONY: help install reproduce test bench lint report dashboard sync clean
+.PHONY: help install reproduce test bench bench-gpu lint report dashboard sync clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: install ## Run the test suite (offline; wandb disabled)
 bench: install ## Benchmarks as ratios to a reference run in the same process (engine, feature extraction)
 	$(PY) -m semrsm.bench
 
+bench-gpu: install ## On a machine with a CUDA GPU: the RSM's products on the GPU vs the CPU (time, agreement)
+	$(PY) scripts/gpu_check.py
+
 report: install ## Build the self-contained HTML report outputs/report/index.html
 	$(PY) -m semrsm.reporting.report --outputs outputs --out outputs/report/index.html
 
@@ -55,7 +58,7 @@ sync: install ## Upload the offline wandb runs under outputs/ (run `wandb login`
 	find outputs/runs outputs/multirun outputs/reproduce -type d -path '*/wandb/offline-run-*' -prune -print0 2>/dev/null | xargs -0 -r $(VENV)/bin/wandb sync
 
 lint: install ## Lint with ruff
-	$(VENV)/bin/ruff check src tests experiments
+	$(VENV)/bin/ruff check src tests experiments scripts
 
 clean: ## Remove caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache .hypothesis

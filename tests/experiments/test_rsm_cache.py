@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from stage_runs import tiny_feature_set
 
 from semrsm.pipeline import rsm_cache
-from semrsm.pipeline.rsm_cache import layer_rsms, layer_scores, matcher_choice, rsm_cache_key
+from semrsm.pipeline.rsm_cache import matcher_choice, rsm_cache_key
+from semrsm.pipeline.rsm_predict import layer_rsms, layer_scores
 from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.similarity import semantic_rsm, spatio_semantic_rsm
 
@@ -31,6 +32,7 @@ def make_cfg(tmp_path, kernel="cosine", matcher=None, **extra):
             "kernel": {"name": kernel, "sigma": None} if kernel == "rbf" else {"name": kernel},
             "matcher": matcher or {"name": "hungarian"},
             "force": False,
+            "rsm": {"num_tiles": 1},  # a matching is one engine call, as ``count_matchings`` counts
             **extra,
         }
     )

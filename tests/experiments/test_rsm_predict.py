@@ -1,12 +1,14 @@
-"""A layer's semantic matching as a Lightning prediction over pair tiles: one process, resumed from finished
-parts, through the rsm_tiles stage, and two DDP processes on the CPU started by torchrun (gloo). Results are compared bit for
-bit with a whole computation: the engine's products do not depend on the tiling (same machine and BLAS)."""
+"""A layer's matching as a Lightning prediction over tiles: one process, resumed from finished parts, through the
+rsm_tiles stage, and a whole stage in two DDP processes on the CPU (gloo) started by torchrun.
+Results are compared bit for bit with a whole computation: the engine's products do not depend on the tiling (same
+machine and BLAS)."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,12 +16,12 @@ from stage_runs import tiny_feature_set
 from test_rsm_tiles import LAYERS, REPO, TINY, compose_tiny
 
 from semrsm.pipeline import rsm_cache
-from semrsm.pipeline.rsm_cache import RSMSpec, cache_entry, layer_scores, load_scores
-from semrsm.pipeline.rsm_predict import PairTileMatcher, check_trainer_options, match_layer
-from semrsm.pipeline.stage_common import rsm_spec
+from semrsm.pipeline.rsm_cache import RSMSpec, cache_entry
+from semrsm.pipeline.rsm_predict import TileMatcher, check_trainer_options, match_layer
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import run_stage
 from semrsm.pipeline.tiles import Tile, save_part
+from semrsm.similarity import matched_scores
 
 N = 14
 
@@ -30,7 +32,8 @@ def features(tmp_path):
 
 
 def _whole(tmp_path, features, layer="conv"):
-    return layer_scores(RSMSpec(tmp_path / "whole", "lapjv"), features, layer, True, progress=False)
+    """The engine's scores of the whole layer in one call (no tiles, no Trainer): the reference."""
+    return matched_scores(np.array(features.layer(layer)), "lapjv")
 
 
 @pytest.fixture
@@ -76,7 +79,7 @@ def test_each_rank_takes_every_world_size_th_tile():
 
     taken = []
     for rank in range(3):
-        module = PairTileMatcher(None, Path("unused"), tiles)
+        module = TileMatcher(None, Path("unused"), tiles)
         module.__dict__["_trainer"] = Trainer(rank)  # what the Trainer sets when it runs the module
         taken.append([tile.index for tile in module.predict_dataloader()])
     assert taken == [[0, 3, 6], [1, 4], [2, 5]]  # each tile once, the ranks' shares within one tile
@@ -88,41 +91,42 @@ def test_unknown_trainer_option_is_named():
 
 
 def test_stage_spreads_the_tiles_with_its_trainer_and_later_runs_reuse_the_entry(tmp_path):
-    cfg = compose_tiny(tmp_path, LAYERS, "experiment.num_tiles=5")
+    cfg = compose_tiny(tmp_path, LAYERS, "rsm.num_tiles=5")
     summary = run_stage(cfg, tmp_path / "trainer")
     assert summary["layers_merged"] == 2 and "tile_index" not in summary and summary["devices"] == 1
     table = pd.read_csv(tmp_path / "trainer" / "results" / "tables" / "rsm_tiles.csv")
     assert table["status"].tolist() == ["merged", "merged"] and (table["num_pairs"] == 66).all()
-    again = run_stage(compose_tiny(tmp_path, LAYERS, "experiment.num_tiles=5"), tmp_path / "b")
+    again = run_stage(compose_tiny(tmp_path, LAYERS, "rsm.num_tiles=5"), tmp_path / "b")
     assert again["layers_computed"] == 0
     with pytest.raises(ValueError, match=r"unknown trainer option\(s\) \['gpus'\]"):
-        run_stage(compose_tiny(tmp_path, LAYERS, "+experiment.trainer.gpus=1"), tmp_path / "bad")
+        run_stage(compose_tiny(tmp_path, LAYERS, "+rsm.trainer.gpus=1"), tmp_path / "bad")
 
 
 @pytest.mark.slow
-def test_torchrun_with_two_processes_publishes_one_result_equal_to_the_whole(tmp_path):
-    """torchrun starts experiments/run.py twice: both ranks predict their share of the tiles through the same
-    stage, rank zero alone locks, assembles and publishes; the other rank leaves nothing behind."""
-    overrides = [LAYERS, "experiment.num_tiles=6", "logger=none"]
-    trainer = ["experiment.trainer.devices=2", "experiment.trainer.strategy=ddp"]
-    cfg = compose_tiny(tmp_path, *overrides)
-    features = load_features(cfg)  # extracted here, so the two ranks only match
+def test_a_stage_under_torchrun_with_two_processes_gives_the_tables_of_one_process_bit_for_bit(tmp_path):
+    """torchrun starts experiments/run.py twice with a retrieval stage: both ranks predict their share of every
+    RSM's tiles through the stage's own Trainer (rsm.trainer), rank zero alone locks, assembles and publishes;
+    the other rank leaves nothing behind. Its tables equal those of a one-process run, byte for byte."""
+    overrides = [LAYERS, "rsm.num_tiles=6", "experiment.queries_shown=0", "logger=none"]
+    cfg = compose_tiny(tmp_path, *overrides, experiment="retrieval")
+    load_features(cfg)  # extracted here, so the two ranks only match
     env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     command = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]
-    run = [str(REPO / "experiments" / "run.py"), "experiment=rsm_tiles", *TINY, *overrides, *trainer]
+    trainer = ["rsm.trainer.devices=2", "rsm.trainer.strategy=ddp"]
+    run = [str(REPO / "experiments" / "run.py"), "experiment=retrieval", *TINY, *overrides, *trainer]
     done = subprocess.run(
         [*command, *run], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-4000:]
     log = done.stdout + done.stderr
     assert "rank 0: layer layer3" in log and "rank 1: layer layer3" in log
-    (run_dir,) = (tmp_path / "outputs" / "runs" / "rsm_tiles").iterdir()
+    (run_dir,) = (tmp_path / "outputs" / "runs" / "retrieval").iterdir()
     assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("results")) == ["results"]
-    table = pd.read_csv(run_dir / "results" / "tables" / "rsm_tiles.csv")
-    assert table["status"].tolist() == ["merged", "merged"]
-    for layer in ("layer3", "layer4"):
-        entry = cache_entry(rsm_spec(cfg), features, layer, True)
-        whole = layer_scores(RSMSpec(tmp_path / "whole", "lapjv"), features, layer, True, progress=False)
-        torch.testing.assert_close(
-            load_scores(entry.path, len(features)).scores, whole.scores, rtol=0, atol=0
-        )
+
+    alone = compose_tiny(tmp_path / "alone", *overrides, experiment="retrieval")
+    run_stage(alone, tmp_path / "alone" / "run")
+    tables = sorted(p.name for p in (run_dir / "results" / "tables").glob("*.csv"))
+    assert "retrieval.csv" in tables and "retrieval_queries.csv" in tables
+    for name in tables:
+        two = (run_dir / "results" / "tables" / name).read_bytes()
+        assert two == (tmp_path / "alone" / "run" / "results" / "tables" / name).read_bytes(), name

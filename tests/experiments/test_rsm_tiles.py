@@ -18,7 +18,8 @@ from stage_runs import tiny_feature_set
 
 from semrsm.pipeline import rsm_cache
 from semrsm.pipeline.config import register_resolvers
-from semrsm.pipeline.rsm_cache import cache_entry, compute_scores, layer_rsms, layer_scores
+from semrsm.pipeline.rsm_cache import cache_entry, compute_scores
+from semrsm.pipeline.rsm_predict import layer_rsms, layer_scores
 from semrsm.pipeline.stage_common import rsm_spec
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stage_rsm_tiles import layer_tile
@@ -130,6 +131,9 @@ def make_cfg(cache_dir, matcher=None):
             "kernel": {"name": "cosine"},
             "matcher": matcher or {"name": "hungarian"},
             "force": False,
+            "rsm": {
+                "num_tiles": 1
+            },  # a matching not from parts is one engine call, as ``matched_pairs`` counts
         }
     )
 
@@ -151,9 +155,9 @@ def matched_pairs(monkeypatch):
 
 
 def whole_layer(tmp_path, features, layer, matcher=None) -> MatchedScores:
-    return layer_scores(
-        rsm_spec(make_cfg(tmp_path / "reference", matcher)), features, layer, True, progress=False
-    )
+    """The whole layer matched in one engine call (no tiles): the reference."""
+    spec = rsm_spec(make_cfg(tmp_path / "reference", matcher))
+    return compute_scores(cache_entry(spec, features, layer, True), features, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -296,7 +300,7 @@ def compose_tiny(root, *overrides, experiment="rsm_tiles"):
 def test_stage_tiles_in_separate_runs_merge_and_later_stages_reuse_them(tmp_path, monkeypatch):
     summaries = []
     for index in range(4):
-        cfg = compose_tiny(tmp_path, LAYERS, f"experiment.tile_index={index}", "experiment.num_tiles=4")
+        cfg = compose_tiny(tmp_path, LAYERS, f"experiment.tile_index={index}", "rsm.num_tiles=4")
         summaries.append(run_stage(cfg, tmp_path / f"tile{index}"))
     assert [s["layers_computed"] for s in summaries] == [2, 2, 2, 2]
     assert [s["layers_merged"] for s in summaries] == [0, 0, 0, 2]
@@ -304,7 +308,7 @@ def test_stage_tiles_in_separate_runs_merge_and_later_stages_reuse_them(tmp_path
     table = pd.read_csv(tmp_path / "tile3" / "results" / "tables" / "rsm_tiles.csv")
     assert table["layer"].tolist() == ["layer3", "layer4"] and set(table["status"]) == {"merged"}
     assert {"dataset", "backbone", "matcher", "spatial_size", "num_pairs", "seconds"} <= set(table.columns)
-    again = compose_tiny(tmp_path, LAYERS, "experiment.tile_index=1", "experiment.num_tiles=4")
+    again = compose_tiny(tmp_path, LAYERS, "experiment.tile_index=1", "rsm.num_tiles=4")
     assert run_stage(again, tmp_path / "again")["layers_computed"] == 0
 
     features = load_features(cfg)
@@ -329,9 +333,9 @@ def test_stage_tiles_in_separate_runs_merge_and_later_stages_reuse_them(tmp_path
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["experiment.tile_index=4", "experiment.num_tiles=4"], r"experiment\.tile_index=4"),
-        (["experiment.tile_index=0", "experiment.num_tiles=0"], r"experiment\.num_tiles=0"),
-        (["experiment.tile_index=0", "experiment.num_tiles=100"], r"num_tiles=100 exceeds the 66 pairs"),
+        (["experiment.tile_index=4", "rsm.num_tiles=4"], r"experiment\.tile_index=4"),
+        (["experiment.tile_index=0", "rsm.num_tiles=0"], r"rsm\.num_tiles=0"),
+        (["experiment.tile_index=0", "rsm.num_tiles=100"], r"num_tiles=100 exceeds the 66 pairs"),
     ],
 )
 def test_stage_rejects_bad_tiles(tmp_path, overrides, message):
@@ -342,7 +346,7 @@ def test_stage_rejects_bad_tiles(tmp_path, overrides, message):
 @pytest.mark.slow
 def test_joblib_multirun_of_tiles_assembles_the_entry(tmp_path):
     env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    sweep_args = ["experiment.layers=[layer4]", "experiment.tile_index=0,1,2", "experiment.num_tiles=3"]
+    sweep_args = ["experiment.layers=[layer4]", "experiment.tile_index=0,1,2", "rsm.num_tiles=3"]
     run = [
         sys.executable,
         str(REPO / "experiments" / "run.py"),

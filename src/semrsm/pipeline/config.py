@@ -17,6 +17,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline.feature_store import DTYPES
+from semrsm.pipeline.rsm_cache import check_trainer_options
 from semrsm.similarity import get_matcher
 from semrsm.similarity.kernels import KERNEL_OPTIONS, check_kernel
 
@@ -34,6 +35,7 @@ TOP_LEVEL_KEYS = (
     "seed",
     "force",
     "features",
+    "rsm",
     "hydra",
 )
 PATH_KEYS = ("root_dir", "data_dir", "output_dir", "cache_dir", "checkpoint_dir")
@@ -153,6 +155,17 @@ def validate_config_keys(cfg: DictConfig) -> None:
     for group in ("dataset", "backbone"):
         _check_target_keys(cfg[group], group)
     _check_target_keys(cfg.logger, "logger", RUNTIME_ARGUMENTS)
+
+
+def validate_rsm(cfg: DictConfig) -> None:
+    """The shared ``rsm`` block: known keys, a positive ``num_tiles`` (or null), known Trainer options."""
+    check_keys(cfg.rsm, "rsm", ("num_tiles", "trainer"))
+    num_tiles = cfg.rsm.num_tiles
+    if num_tiles is not None and (
+        isinstance(num_tiles, bool) or not isinstance(num_tiles, int) or num_tiles < 1
+    ):
+        raise ValueError(f"rsm.num_tiles must be a positive integer or null, got rsm.num_tiles={num_tiles!r}")
+    check_trainer_options(cfg.rsm.trainer)
 
 
 def validate_features(cfg: DictConfig) -> None:

@@ -4,12 +4,13 @@ One entry ``<cache_dir>/rsm/<key>.npz`` holds the matched inner products (N, N) 
 layer under one matcher (``identity`` for the spatio-semantic RSM), so every kernel comes from one matching.
 Entries are written atomically under an inter-process lock (parallel sweep jobs wait instead of recomputing),
 keyed by the checksum of the layer's features as well as their config, and recomputed when ``force`` is set or
-when the file is corrupt or truncated (a warning names it). An entry may also be assembled from tile parts
-``<cache_dir>/rsm/<key>.tiles/<i>-of-<n>.npz`` written by the ``rsm_tiles`` stage (see ``semrsm.pipeline.tiles``):
-``layer_scores`` merges them, computing only the tiles still missing.
+when the file is corrupt or truncated (a warning names it). An entry is assembled from its tile parts
+``<cache_dir>/rsm/<key>.tiles/<i>-of-<n>.npz`` (see ``semrsm.pipeline.tiles``), which the Lightning prediction
+of ``semrsm.pipeline.rsm_predict`` writes.
 
-Every function takes an ``RSMSpec`` (where the cache is, the matcher of the semantic RSM, the kernel), which the
-stages build from their config (``semrsm.pipeline.stage_common.rsm_spec``): no config object below this line.
+Every function takes an ``RSMSpec`` (where the cache is, the matcher of the semantic RSM, the kernel, how the
+prediction is spread), which the stages build from their config (``semrsm.pipeline.stage_common.rsm_spec``): no
+config object below this line.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from semrsm.pipeline import lineage
 from semrsm.pipeline.feature_store import FeatureSet, feature_key, store_lock
-from semrsm.pipeline.tiles import Tile, assemble_parts, most_complete_partition
-from semrsm.similarity import MatchedScores, get_matcher, matched_scores, rsms_from_scores
+from semrsm.pipeline.tiles import Tile, assemble_parts, most_complete_partition, pair_count
+from semrsm.similarity import MatchedScores, get_matcher, matched_scores
 from semrsm.similarity.engine import block_side
 from semrsm.storage import CorruptFileError, atomic_save_npz, read_npz
 
@@ -38,13 +38,25 @@ CACHE_FORMAT = (
     3  # 2: keyed by the layer's feature checksum, tiling-independent; 3: diagonal blocks triangular
 )
 SPATIO_SEMANTIC = "identity"
+TRAINER_OPTIONS = ("accelerator", "devices", "num_nodes", "strategy")
+
+
+def check_trainer_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The Trainer options of a layer's prediction (``accelerator``, ``devices``, ``num_nodes``, ``strategy``);
+    ValueError naming unknown keys."""
+    unknown = sorted(set(options) - set(TRAINER_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown trainer option(s) {unknown}; valid: {list(TRAINER_OPTIONS)}")
+    return dict(options)
 
 
 @dataclass(frozen=True)
 class RSMSpec:
     """What the RSM cache needs to know of a run: the cache directory (entries under ``<cache_dir>/rsm``), the
     matcher of the semantic RSM with its options, the configured kernel (and RBF ``sigma``, None = median
-    heuristic), whether to recompute cached entries (``force``) and whether to show progress bars."""
+    heuristic), whether to recompute cached entries (``force``) and to show progress bars, and how a layer's
+    matching is spread: ``num_tiles`` tiles (None: one per process) predicted by a Lightning Trainer with the
+    ``trainer`` options (``TRAINER_OPTIONS``; default one CPU process)."""
 
     cache_dir: Path
     matcher: str = "lapjv"
@@ -53,11 +65,17 @@ class RSMSpec:
     sigma: float | None = None
     force: bool = False
     progress: bool = True
+    num_tiles: int | None = None
+    trainer: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         resolved = get_matcher(self.matcher).check_options(dict(self.matcher_options))
         object.__setattr__(self, "matcher_options", resolved)
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        object.__setattr__(self, "trainer", check_trainer_options(self.trainer))
+        tiles = self.num_tiles
+        if tiles is not None and (isinstance(tiles, bool) or not isinstance(tiles, int) or tiles < 1):
+            raise ValueError(f"num_tiles must be a positive integer or None (one per process), got {tiles!r}")
 
     @property
     def root(self) -> Path:
@@ -114,6 +132,12 @@ class CacheEntry:
         """The inter-process lock every write of this entry or of its parts holds."""
         return store_lock(self.root, self.key)
 
+    def compute_lock(self) -> AbstractContextManager[None]:
+        """The lock a single-process computation of this entry holds throughout, so that parallel jobs needing
+        the same entry wait for it instead of computing it again (the ranks of a distributed one share the work
+        through their Trainer instead)."""
+        return store_lock(self.root, f"{self.key}.compute")
+
 
 def cache_entry(spec: RSMSpec, features: FeatureSet, layer: str, semantic: bool) -> CacheEntry:
     """The cache entry of ``layer``'s semantic (``spec.matcher``, if ``semantic``) or spatio-semantic scores."""
@@ -151,19 +175,42 @@ def compute_scores(
     *,
     progress: bool = True,
     workers: int | None = None,
+    reps: torch.Tensor | None = None,
 ) -> MatchedScores:
     """The entry's matched scores of every pair, or only of the pairs of ``tiles`` (NaN elsewhere), on
-    ``workers`` threads (default: every core)."""
-    reps = np.array(features.layer(entry.layer))  # into memory (the engine wants a writable array)
+    ``workers`` threads (default: every core). ``reps``: the layer's features already in memory (on the device
+    to compute the products on), else read from ``features``."""
+    if reps is None:
+        reps = torch.from_numpy(np.array(features.layer(entry.layer)))  # the engine wants a writable array
     pair_blocks = None
     if tiles is not None:
         size = features.spatial_size(entry.layer)
-        bytes_per_pair = size * size * max(4, reps.dtype.itemsize)  # float16 is matched in float32
+        bytes_per_pair = size * size * max(4, reps.element_size())  # float16 is matched in float32
         align = block_side(size)
         pair_blocks = [block for tile in tiles for block in tile.pair_blocks(bytes_per_pair, align=align)]
     return matched_scores(
         reps, entry.matcher, blocks=pair_blocks, progress=progress, workers=workers, **entry.options
     )
+
+
+def tiles_to_compute(entry: CacheEntry, num_samples: int, num_tiles: int) -> list[Tile]:
+    """The tiles still missing: of the partition whose finished parts cover the most pairs, else all
+    ``num_tiles`` tiles (at most one per pair). Hold ``entry.lock()``."""
+    finished, missing = most_complete_partition(entry.parts_dir, num_samples)
+    if finished:
+        if missing:
+            log.info(
+                "layer %s, %s: %d of %d tile parts finished; computing the missing tiles %s here",
+                entry.layer,
+                entry.matcher,
+                len(finished),
+                finished[0].num_tiles,
+                [tile.index for tile in missing],
+            )
+        return missing
+    count = min(num_tiles, pair_count(num_samples))
+    log.info("layer %s, %s: matching %d samples in %d tiles", entry.layer, entry.matcher, num_samples, count)
+    return [Tile(num_samples, index, count) for index in range(count)]
 
 
 def assemble_entry(entry: CacheEntry, features: FeatureSet, *, progress: bool = True) -> MatchedScores | None:
@@ -189,57 +236,3 @@ def assemble_entry(entry: CacheEntry, features: FeatureSet, *, progress: bool = 
     save_scores(entry.path, merged)
     shutil.rmtree(entry.parts_dir)
     return merged
-
-
-def layer_scores(
-    spec: RSMSpec,
-    features: FeatureSet,
-    layer: str,
-    semantic: bool,
-    *,
-    force: bool | None = None,
-    progress: bool | None = None,
-) -> MatchedScores:
-    """Matched scores of ``layer`` (semantic with ``spec.matcher`` if ``semantic``, else spatio-semantic),
-    from the cache, assembled from its tile parts, or computed into it. ``force`` (default ``spec.force``)
-    recomputes every pair and drops the parts; ``progress`` (default ``spec.progress``) shows a bar."""
-    entry = cache_entry(spec, features, layer, semantic)
-    force = spec.force if force is None else force
-    progress = spec.progress if progress is None else progress
-    lineage.note_rsm(entry.path, entry.key, features.key, layer=layer, matcher=entry.matcher)
-    with entry.lock():
-        if (
-            entry.path.is_file()
-            and not force
-            and (cached := load_scores(entry.path, len(features))) is not None
-        ):
-            log.info("layer %s, %s: cached scores %s", layer, entry.matcher, entry.path.name)
-            return cached
-        if not force and (assembled := assemble_entry(entry, features, progress=progress)) is not None:
-            return assembled
-        log.info("layer %s, %s: matching %d samples", layer, entry.matcher, len(features))
-        matched = compute_scores(entry, features, progress=progress)
-        save_scores(entry.path, matched)
-        shutil.rmtree(entry.parts_dir, ignore_errors=True)  # parts of an earlier computation are superseded
-    return matched
-
-
-def layer_rsms(
-    spec: RSMSpec,
-    features: FeatureSet,
-    layer: str,
-    semantic: bool,
-    kernels: Sequence[str] | None = None,
-    *,
-    force: bool | None = None,
-    progress: bool | None = None,
-) -> dict[str, np.ndarray]:
-    """RSMs (N, N) float64 of ``layer`` per kernel name (default ``[spec.kernel]``), all from one cached
-    matching: semantic (``spec.matcher``) if ``semantic``, else spatio-semantic. RBF uses ``spec.sigma`` when
-    set, else the median heuristic."""
-    names = [spec.kernel] if kernels is None else list(kernels)
-    if not names:
-        raise ValueError("kernels: empty list of kernel names")
-    matched = layer_scores(spec, features, layer, semantic, force=force, progress=progress)
-    result = rsms_from_scores(matched, names, spec.sigma)
-    return {name: rsm.numpy() for name, rsm in result.rsms.items()}

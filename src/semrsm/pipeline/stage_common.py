@@ -17,14 +17,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from semrsm.metrics.bootstrap import FULL_SAMPLE, N_RESAMPLES, resample_counts, with_full_sample
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import RSMSpec, layer_rsms
+from semrsm.pipeline.rsm_cache import RSMSpec
+from semrsm.pipeline.rsm_predict import layer_rsms
 
 log = logging.getLogger(__name__)
 
 
 def rsm_spec(cfg: DictConfig) -> RSMSpec:
     """The RSM cache's view of a run config: ``paths.cache_dir``, ``matcher`` (name and options, checked),
-    ``kernel`` (its ``sigma`` for rbf), ``force`` and ``features.progress_bar``."""
+    ``kernel`` (its ``sigma`` for rbf), ``force``, ``features.progress_bar`` and how a matching is spread
+    (``rsm.num_tiles``, ``rsm.trainer``)."""
     options = OmegaConf.to_container(cfg.matcher, resolve=True)
     name = options.pop("name")
     return RSMSpec(
@@ -35,6 +37,8 @@ def rsm_spec(cfg: DictConfig) -> RSMSpec:
         sigma=cfg.kernel.get("sigma") if cfg.kernel.name == "rbf" else None,
         force=bool(cfg.get("force", False)),
         progress=bool(OmegaConf.select(cfg, "features.progress_bar", default=True)),
+        num_tiles=OmegaConf.select(cfg, "rsm.num_tiles", default=None),
+        trainer=OmegaConf.to_container(OmegaConf.select(cfg, "rsm.trainer", default=OmegaConf.create())),
     )
 
 

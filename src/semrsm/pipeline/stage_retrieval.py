@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from semrsm.metrics import category_matrix, f1_at_1, set_f1, top_k_neighbors
 from semrsm.pipeline.config import build, integer_option
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import layer_rsms
+from semrsm.pipeline.rsm_predict import layer_rsms
 from semrsm.pipeline.stage_common import (
     figure_name,
     in_depth_order,

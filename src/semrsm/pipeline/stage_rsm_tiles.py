@@ -1,17 +1,18 @@
-"""The ``rsm_tiles`` stage: the configured layers' semantic matching cut into pair tiles, spread either by a
-Lightning ``Trainer`` over processes (``experiment.tile_index=null``, the default) or by a launcher over jobs.
+"""The ``rsm_tiles`` stage: the configured layers' semantic matching cut into tiles, spread either by a Lightning
+``Trainer`` over processes (``experiment.tile_index=null``, the default) or by a launcher over jobs.
 
-    python experiments/run.py experiment=rsm_tiles experiment.trainer.devices=2 \\
-        experiment.trainer.strategy=ddp_spawn dataset=... backbone=... matcher=...      # 2 CPU processes
-    python experiments/run.py -m hydra/launcher=joblib experiment=rsm_tiles \\
-        experiment.tile_index=0,1,2,3 experiment.num_tiles=4 dataset=... backbone=... matcher=...
+    python experiments/run.py experiment=rsm_tiles rsm.trainer.devices=2 rsm.trainer.strategy=ddp_spawn \
+        dataset=... backbone=... matcher=...                                            # 2 CPU processes
+    python experiments/run.py -m hydra/launcher=joblib experiment=rsm_tiles \
+        experiment.tile_index=0,1,2,3 rsm.num_tiles=4 dataset=... backbone=... matcher=...
 
-With the Trainer, every rank predicts every world_size-th missing tile (``semrsm.pipeline.rsm_predict``), each
-finished tile is stored as a part file, and rank zero assembles the layer's cache entry. As a sweep, each job its tile's pairs (balanced and deterministic, see ``semrsm.pipeline.tiles``) under
-``cfg.matcher`` and writes them to the RSM cache as a part file of the layer's entry; a finished part or entry
-is not recomputed. The job that writes a layer's last part assembles the whole entry, which every later stage
-(retrieval, layers_cka, ...) then loads; parts still missing are computed by the next ``layer_scores`` call.
-Jobs on different machines need a shared ``paths.cache_dir``.
+With the Trainer (``semrsm.pipeline.rsm_predict``, the same path every stage's RSMs take), every rank predicts every
+world_size-th missing tile, each finished tile is stored as a part file, and rank zero assembles the layer's cache
+entry. As a sweep, each job predicts its one tile (balanced and deterministic, see ``semrsm.pipeline.tiles``) with
+a one-process Trainer into a part file of the layer's entry; a finished part or entry is not recomputed. The job
+that writes a layer's last part assembles the whole entry, which every later stage (retrieval, layers_cka, ...) then
+loads; a later stage also predicts the parts still missing itself. Jobs on different machines need a shared
+``paths.cache_dir``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ import time
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from semrsm.pipeline.feature_store import FeatureSet
-from semrsm.pipeline.rsm_cache import RSMSpec, assemble_entry, cache_entry, compute_scores
-from semrsm.pipeline.rsm_predict import check_trainer_options, match_layer
+from semrsm.pipeline.rsm_cache import RSMSpec, assemble_entry, cache_entry
+from semrsm.pipeline.rsm_predict import make_trainer, match_layer, predict_tiles
 from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.pipeline.stage_extract import load_features
 from semrsm.pipeline.stages import RunContext, register_stage
-from semrsm.pipeline.tiles import Tile, check_tile_choice, finished_tiles, pair_count, save_part
+from semrsm.pipeline.tiles import Tile, check_tile_choice, finished_tiles, pair_count
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +57,15 @@ def layer_tile(
             "layer %s, %s: tile %d of %d already finished", layer, entry.matcher, tile.index, tile.num_tiles
         )
         return CACHED
-    log.info(
-        "layer %s, %s: tile %d of %d (%d pairs)",
-        layer,
-        entry.matcher,
-        tile.index,
-        tile.num_tiles,
-        tile.num_pairs,
-    )
-    matched = compute_scores(entry, features, [tile], progress=progress)
-    with entry.lock():
-        if force:
+    if force:
+        with entry.lock():
             entry.path.unlink(missing_ok=True)
-        elif entry.path.is_file():  # assembled meanwhile by a layer_scores call that computed this tile too
+            part.unlink(missing_ok=True)
+    predict_tiles(make_trainer(), entry, features, [tile], progress=progress)
+    with entry.lock():
+        if entry.path.is_file():  # assembled meanwhile by a stage that predicted the missing parts itself
+            part.unlink(missing_ok=True)
             return CACHED
-        save_part(entry.parts_dir, tile, matched)
         finished = finished_tiles(entry.parts_dir, len(features)).get(tile.num_tiles, [])
         if len(finished) < tile.num_tiles:
             return COMPUTED
@@ -80,40 +75,38 @@ def layer_tile(
 
 @register_stage(
     "rsm_tiles",
-    options=("layers", "tile_index", "num_tiles", "trainer"),
+    options=("layers", "tile_index"),
     uses=("dataset", "backbone", "matcher"),
 )
 def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Every tile of the chosen layers' semantic matching over the Trainer's processes (``tile_index`` null),
-    or tile ``experiment.tile_index`` of ``experiment.num_tiles`` (one job of a sweep)."""
+    or tile ``experiment.tile_index`` of ``rsm.num_tiles`` (one job of a sweep, which needs ``rsm.num_tiles``)."""
     experiment = cfg.experiment
     sweep_job = experiment.tile_index is not None
+    spec = rsm_spec(cfg)
+    num_tiles = spec.num_tiles
     if sweep_job:
-        tile_index, num_tiles = check_tile_choice(experiment.tile_index, experiment.num_tiles, "experiment.")
-    else:
-        tile_index, num_tiles = check_tile_choice(0, experiment.num_tiles, "experiment.")
-    trainer = check_trainer_options(OmegaConf.to_container(experiment.trainer, resolve=True))
+        tile_index, num_tiles = check_tile_choice(experiment.tile_index, num_tiles, "experiment.", "rsm.")
     features = load_features(cfg, force=ctx.force)
-    tile = Tile(len(features), tile_index, num_tiles)
     layers = select_layers(features, experiment.layers)
     keys = {group: name for group, name in result_keys(cfg).items() if group != "kernel"}
-    spec = rsm_spec(cfg)
     rows = []
     for layer in layers:
         start = time.perf_counter()
         if sweep_job:
+            tile = Tile(len(features), tile_index, num_tiles)
             status = layer_tile(spec, features, layer, tile, force=ctx.force, progress=spec.progress)
         else:
             entry = cache_entry(spec, features, layer, True)
             status = CACHED if entry.path.is_file() and not ctx.force else MERGED
-            match_layer(entry, features, num_tiles, trainer, force=ctx.force)
+            match_layer(entry, features, num_tiles, spec.trainer, force=ctx.force, progress=spec.progress)
         rows.append(
             {
                 **keys,
                 "layer": layer,
                 "spatial_size": features.spatial_size(layer),
                 "tile_index": tile_index if sweep_job else None,
-                "num_tiles": num_tiles,
+                "num_tiles": num_tiles,  # None: one tile per process of the Trainer
                 "num_pairs": tile.num_pairs if sweep_job else pair_count(len(features)),
                 "status": status,
                 "seconds": time.perf_counter() - start,
@@ -124,7 +117,7 @@ def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     job = (
         {"tile_index": tile_index, "tile_pairs": tile.num_pairs}
         if sweep_job
-        else {"devices": trainer["devices"]}
+        else {"devices": spec.trainer.get("devices", 1)}
     )
     return {
         "num_samples": len(features),

@@ -35,7 +35,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline import lineage
-from semrsm.pipeline.config import check_keys, file_identities, validate_config_keys, validate_features
+from semrsm.pipeline.config import (
+    check_keys,
+    file_identities,
+    validate_config_keys,
+    validate_features,
+    validate_rsm,
+)
 from semrsm.pipeline.stage_common import config_choice
 from semrsm.reporting.wandb_conventions import invocation_group, run_choices, run_tags
 from semrsm.storage import (
@@ -53,8 +59,9 @@ log = logging.getLogger(__name__)
 # one new module and needs no edit here or in experiments/run.py.
 STAGE_MODULE_PREFIX = "stage_"
 EXPERIMENT_KEYS = ("name", "stage")
-# Settings that change neither a stage's inputs nor its results: they do not invalidate finished results.
-VOLATILE_KEYS = ("logger", "force", "hydra")
+# Settings that change neither a stage's inputs nor its results: they do not invalidate finished results (``rsm``:
+# how a matching is spread over tiles and processes; the engine's results do not depend on it).
+VOLATILE_KEYS = ("logger", "force", "hydra", "rsm")
 VOLATILE_FEATURE_KEYS = ("num_workers", "progress_bar", "batch_size", "shard_size")
 # The layout of the stages' tables: raised when their columns change (2: ``semantic``/``spatio_semantic`` replaced
 # ``invariant``/``non_invariant``), so results finished by an older version are computed again, not misread.
@@ -144,6 +151,7 @@ def validate_config(cfg: DictConfig) -> Stage:
     check_keys(cfg.experiment, "experiment", {*EXPERIMENT_KEYS, *stage.options})
     validate_config_keys(cfg)
     validate_features(cfg)
+    validate_rsm(cfg)
     return stage
 
 

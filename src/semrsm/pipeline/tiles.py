@@ -41,14 +41,19 @@ def _is_int(value) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def check_tile_choice(tile_index, num_tiles, prefix: str = "") -> tuple[int, int]:
-    """(tile_index, num_tiles) as ints; ValueError naming them (after ``prefix``, e.g. "experiment.") unless
-    0 <= tile_index < num_tiles."""
+def check_tile_choice(
+    tile_index, num_tiles, prefix: str = "", tiles_prefix: str | None = None
+) -> tuple[int, int]:
+    """(tile_index, num_tiles) as ints; ValueError naming them (after ``prefix``, e.g. "experiment.", and
+    ``tiles_prefix`` for num_tiles, default ``prefix``) unless 0 <= tile_index < num_tiles."""
+    tiles_prefix = prefix if tiles_prefix is None else tiles_prefix
     if not _is_int(num_tiles) or num_tiles < 1:
-        raise ValueError(f"{prefix}num_tiles must be a positive integer, got {prefix}num_tiles={num_tiles!r}")
+        raise ValueError(
+            f"{tiles_prefix}num_tiles must be a positive integer, got {tiles_prefix}num_tiles={num_tiles!r}"
+        )
     if not _is_int(tile_index) or not 0 <= tile_index < num_tiles:
         raise ValueError(
-            f"{prefix}tile_index must be an integer in 0..{num_tiles - 1} for {prefix}num_tiles={num_tiles}, "
+            f"{prefix}tile_index must be an integer in 0..{num_tiles - 1} for {tiles_prefix}num_tiles={num_tiles}, "
             f"got {prefix}tile_index={tile_index!r}"
         )
     return int(tile_index), int(num_tiles)
