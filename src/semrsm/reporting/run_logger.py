@@ -31,6 +31,7 @@ import pandas as pd
 import wandb
 import yaml
 from matplotlib.figure import Figure
+from pytorch_lightning.loggers import WandbLogger
 
 from semrsm.reporting.metadata import git_info, run_metadata
 from semrsm.reporting.wandb_conventions import artifact_name
@@ -72,7 +73,9 @@ class RunLogger:
 
     `mode` is "offline" (default, no account needed), "online" (needs `wandb login` or WANDB_API_KEY; never
     prompts) or "disabled"; the WANDB_MODE environment variable overrides it. The wandb directory is WANDB_DIR
-    if set, else `out_dir`. Local files are written atomically and are the source of truth.
+    if set, else `out_dir`. Local files are written atomically and are the source of truth. Tables, figures and
+    history go to the run through Lightning's ``WandbLogger`` (rank zero only under a launcher), the summary
+    metrics to the run's summary.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class RunLogger:
         self._artifacts: list[dict[str, str]] = []
         self._metadata: dict[str, Any] = {}
         self._run: Any = None
+        self._lightning: WandbLogger | None = None  # Lightning's logger on the run: tables, figures, history
         self._started: float | None = None
 
     @property
@@ -143,6 +147,7 @@ class RunLogger:
         )
         try:
             self._run = self._start_wandb()
+            self._lightning = WandbLogger(experiment=self._run, log_model=False)
         except BaseException as error:
             self._write_final_status(error)
             raise
@@ -222,49 +227,45 @@ class RunLogger:
 
     def log_table(self, name: str, table: pd.DataFrame) -> Path:
         """Write `table` to tables/<name>.csv and log it as a wandb.Table; returns the CSV path."""
-        run = self._active_run()
+        self._active_run()
         _check_name(name, "table name")
         if not isinstance(table, pd.DataFrame):
             raise ValueError(f"table {name!r} must be a pandas DataFrame, got {type(table).__name__}")
         path = self.out_dir / "tables" / f"{name}.csv"
         with atomic_path(path) as temporary:
             table.to_csv(temporary, index=False)
-        run.log({name: wandb.Table(dataframe=table)})
+        self._lightning.log_table(key=name, dataframe=table)
         return path
 
     def log_figure(self, name: str, figure: Figure) -> Path:
         """Save `figure` to figures/<name>.png and log it as a wandb.Image; returns the PNG path."""
-        run = self._active_run()
+        self._active_run()
         _check_name(name, "figure name")
         if not isinstance(figure, Figure):
             raise ValueError(f"figure {name!r} must be a matplotlib Figure, got {type(figure).__name__}")
         path = self.out_dir / "figures" / f"{name}.png"
         with atomic_path(path) as temporary:
             figure.savefig(temporary, format="png")
-        run.log({name: wandb.Image(str(path))})
+        self._lightning.log_metrics({name: wandb.Image(str(path))})
         return path
 
     def log_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Log ``rows`` (scalar dicts) as successive history steps of the wandb run, for line charts against
         one of their keys (e.g. CKA against spatial size). Locally the stage's tables hold the same values."""
-        run = self._active_run()
+        self._active_run()
         for row in rows:
             if not isinstance(row, Mapping) or not row:
                 raise ValueError(f"history rows must be non-empty mappings of scalars, got {row!r}")
             for key, value in row.items():
                 if not isinstance(key, str) or not key or not isinstance(value, bool | int | float | str):
                     raise ValueError(f"history row {dict(row)!r}: {key!r} must name a scalar")
-            run.log(dict(row))
+            self._lightning.log_metrics(dict(row))
 
     def lightning_logger(self) -> Any:
         """A Lightning ``WandbLogger`` writing into this run (history scalars, native line charts), or None
         when wandb is disabled."""
-        run = self._active_run()
-        if self.mode == "disabled":
-            return None
-        from pytorch_lightning.loggers import WandbLogger
-
-        return WandbLogger(experiment=run, log_model=False)
+        self._active_run()
+        return None if self.mode == "disabled" else self._lightning
 
     def _artifact(self, name: str, artifact_type: str, metadata: Mapping[str, Any] | None = None) -> Any:
         _check_name(name, "artifact name")
