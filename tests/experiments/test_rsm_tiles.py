@@ -60,7 +60,7 @@ def test_pair_blocks_of_a_tile_compute_exactly_the_tile_pairs_within_the_memory_
                 for a, b in zip(*block.local_pairs(), strict=True)
             ]
             assert sorted(computed) == pairs_of(tile)  # no pair twice, none missing, none foreign
-            side = block_size or max(4, math.ceil(num_samples / 8))
+            side = block_size or math.ceil(num_samples / 8)
             assert all(len(block.rows) * len(block.cols) <= side * side for block in blocks)
 
 
@@ -82,7 +82,7 @@ def test_pair_blocks_of_a_tile_keep_aligned_blocks_whole(align):
                 for a, b in zip(*block.local_pairs(), strict=True)
             )
             assert computed == pairs_of(tile)
-            side = align * math.ceil(max(4, math.ceil(num_samples / 8)) / align)
+            side = align * math.ceil(math.ceil(num_samples / 8) / align)
             for block in blocks:  # inside one aligned tile of rows and one of columns
                 assert len(block.rows) == 1 or block.rows[0] // side == block.rows[-1] // side
                 assert block.cols[0] // side == block.cols[-1] // side or len(block.rows) == 1

@@ -193,20 +193,24 @@ def compute_scores(
     )
 
 
+def _log_missing(entry: CacheEntry, finished: Sequence[Tile], missing: Sequence[Tile]) -> None:
+    if missing:
+        log.info(
+            "layer %s, %s: %d of %d tile parts finished; computing the missing tiles %s here",
+            entry.layer,
+            entry.matcher,
+            len(finished),
+            finished[0].num_tiles,
+            [tile.index for tile in missing],
+        )
+
+
 def tiles_to_compute(entry: CacheEntry, num_samples: int, num_tiles: int) -> list[Tile]:
     """The tiles still missing: of the partition whose finished parts cover the most pairs, else all
     ``num_tiles`` tiles (at most one per pair). Hold ``entry.lock()``."""
     finished, missing = most_complete_partition(entry.parts_dir, num_samples)
     if finished:
-        if missing:
-            log.info(
-                "layer %s, %s: %d of %d tile parts finished; computing the missing tiles %s here",
-                entry.layer,
-                entry.matcher,
-                len(finished),
-                finished[0].num_tiles,
-                [tile.index for tile in missing],
-            )
+        _log_missing(entry, finished, missing)
         return missing
     count = min(num_tiles, pair_count(num_samples))
     log.info("layer %s, %s: matching %d samples in %d tiles", entry.layer, entry.matcher, num_samples, count)
@@ -222,14 +226,7 @@ def assemble_entry(entry: CacheEntry, features: FeatureSet, *, progress: bool = 
     merged = assemble_parts(entry.parts_dir, finished)
     num_tiles = finished[0].num_tiles
     if missing:
-        log.info(
-            "layer %s, %s: %d of %d tile parts finished; computing the missing tiles %s here",
-            entry.layer,
-            entry.matcher,
-            len(finished),
-            num_tiles,
-            [tile.index for tile in missing],
-        )
+        _log_missing(entry, finished, missing)
         merged = merged.merge(compute_scores(entry, features, missing, progress=progress))
     else:
         log.info("layer %s, %s: merging %d tile parts", entry.layer, entry.matcher, num_tiles)

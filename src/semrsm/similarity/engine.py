@@ -75,7 +75,7 @@ def pair_block_side(
     products at ``bytes_per_pair``, rounded up to a multiple of ``align`` (the aligned block side)."""
     if block_size is None:
         fits = max(1, math.isqrt(BLOCK_BYTES // max(1, bytes_per_pair)))
-        block_size = min(fits, max(4, math.ceil(n_samples / 8)))
+        block_size = min(fits, math.ceil(n_samples / 8))  # >= 8 blocks per row: every worker busy at small N
         block_size = align * math.ceil(block_size / align)
     return _check_positive_int("block_size", block_size)
 
@@ -83,11 +83,10 @@ def pair_block_side(
 def plan_blocks(
     n_samples: int, bytes_per_pair: int, block_size: int | None = None, align: int = 1
 ) -> list[PairBlock]:
-    """Tiles covering every pair i < j of ``n_samples`` once.
+    """Pair blocks covering every pair i < j of ``n_samples`` once.
 
-    ``block_size`` samples per side; by default about N / 8 (diagonal blocks compute their lower half in vain),
-    at most what fits 128 MiB at ``bytes_per_pair`` (S * S * itemsize for semantic matching), a multiple of
-    ``align``. A launcher may spread the blocks over machines; the results do not depend on the plan, but a
+    ``block_size`` samples per side; by default about N / 8 (so even a small N gives every worker blocks), at most
+    what fits 128 MiB at ``bytes_per_pair`` (S * S * itemsize for semantic matching), a multiple of ``align``. A launcher may spread the blocks over machines; the results do not depend on the plan, but a
     block smaller than the aligned block (``block_side``) recomputes the aligned block's whole product.
     """
     size = pair_block_side(n_samples, bytes_per_pair, block_size, align)
