@@ -159,3 +159,29 @@ def test_run_dir_names():
     )
     long_a, long_b = "x=" + "a" * 300, "x=" + "a" * 299 + "b"
     assert len(override_dirname(long_a)) == 200 and override_dirname(long_a) != override_dirname(long_b)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["experiment=retrieval", "experiment.top_k=three"],
+            r"experiment\.top_k: Value 'three' of type 'str' could not be converted to Integer",
+        ),
+        (["features.shard_size=0"], r"features\.shard_size must be an integer >= 1, got 0"),
+        (
+            ["rsm.num_tiles=1.5"],
+            r"rsm\.num_tiles: Value '1\.5' of type 'float' could not be converted to Integer",
+        ),
+        (["+rsm.trainer.gpus=1"], r"unknown key\(s\) rsm\.trainer\.gpus; valid keys of rsm\.trainer"),
+        (
+            ["~experiment.debiased", "experiment=layers_cka"],
+            r"experiment\.debiased: .*missing mandatory value",
+        ),
+    ],
+)
+def test_blocks_are_checked_against_their_dataclass_schemas(tmp_path, overrides, message):
+    """Types, ranges, nested unknown keys and missing keys of the schema-checked blocks (the YAML files hold the
+    defaults; a schema holds none, so a key deleted from the YAML is reported, not silently defaulted)."""
+    with pytest.raises(ValueError, match=message):
+        validate_config(_compose(tmp_path, *overrides))

@@ -334,7 +334,10 @@ def test_stage_tiles_in_separate_runs_merge_and_later_stages_reuse_them(tmp_path
     ("overrides", "message"),
     [
         (["experiment.tile_index=4", "rsm.num_tiles=4"], r"experiment\.tile_index=4"),
-        (["experiment.tile_index=0", "rsm.num_tiles=0"], r"rsm\.num_tiles=0"),
+        (
+            ["experiment.tile_index=0", "rsm.num_tiles=0"],
+            r"rsm\.num_tiles must be a positive integer or null, got 0",
+        ),
         (["experiment.tile_index=0", "rsm.num_tiles=100"], r"num_tiles=100 exceeds the 66 pairs"),
     ],
 )

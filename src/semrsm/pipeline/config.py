@@ -1,12 +1,17 @@
 """Hydra glue: the run-directory resolver, building config nodes, stage errors Hydra prints without a traceback,
-file identities, and the checks Hydra does not make on a composed config."""
+file identities, and the checks Hydra does not make on a composed config: the dataclass schemas of the shared
+blocks (``features``, ``paths``, ``rsm``; each stage registers one for its ``experiment`` options), checked by
+``check_schema`` (unknown keys with the closest valid one, types, ranges), and the option names of the kernel,
+the matcher and the ``_target_`` groups, which their code defines."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import inspect
 import re
+import typing
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,15 +20,14 @@ from typing import Any
 from hydra.errors import CompactHydraException, InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, ValidationError
 
 from semrsm.pipeline.feature_store import DTYPES
-from semrsm.pipeline.rsm_cache import check_trainer_options
 from semrsm.similarity import get_matcher
 from semrsm.similarity.kernels import KERNEL_OPTIONS, check_kernel
 
 DIRNAME_RESOLVER = "semrsm.dirname"
 MAX_DIRNAME = 200
-FEATURE_OPTIONS = ("dtype", "batch_size", "num_workers", "shard_size", "progress_bar")
 TOP_LEVEL_KEYS = (
     "paths",
     "dataset",
@@ -38,7 +42,6 @@ TOP_LEVEL_KEYS = (
     "rsm",
     "hydra",
 )
-PATH_KEYS = ("root_dir", "data_dir", "output_dir", "cache_dir", "checkpoint_dir")
 RUNTIME_ARGUMENTS = (
     "out_dir",
     "config",
@@ -48,6 +51,87 @@ RUNTIME_ARGUMENTS = (
 # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema, which then validates it: intended.
 # Set at import so that launcher worker processes (which import this module with the task) are quiet too.
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
+
+
+def _at_least(schema: Any, name: str, minimum: int) -> None:
+    value = getattr(schema, name)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclasses.dataclass
+class FeaturesConfig:
+    """``features``: how extraction stores the features every stage reads."""
+
+    dtype: str  # one of DTYPES
+    batch_size: int
+    num_workers: int
+    shard_size: int
+    progress_bar: bool
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        for name, minimum in (("batch_size", 1), ("shard_size", 1), ("num_workers", 0)):
+            _at_least(self, name, minimum)
+
+
+@dataclasses.dataclass
+class PathsConfig:
+    """``paths``: where data, outputs, caches and checkpoints live."""
+
+    root_dir: str
+    data_dir: str
+    output_dir: str
+    cache_dir: str
+    checkpoint_dir: str
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """``rsm.trainer``: the Lightning Trainer that predicts a layer's tiles (see ``semrsm.pipeline.rsm_predict``)."""
+
+    accelerator: str
+    devices: Any  # a count, "auto" or a list of device indices, as Lightning takes them
+    num_nodes: int
+    strategy: str
+
+
+@dataclasses.dataclass
+class RSMConfig:
+    """``rsm``: how a layer's matching is spread (tiles, Trainer); it never changes results."""
+
+    num_tiles: int | None  # None: one tile per process
+    trainer: TrainerConfig
+
+    def __post_init__(self) -> None:
+        if self.num_tiles is not None and self.num_tiles < 1:
+            raise ValueError(f"num_tiles must be a positive integer or null, got {self.num_tiles!r}")
+        _at_least(self.trainer, "num_nodes", 1)
+
+
+def _check_schema_keys(node: DictConfig, schema: type, where: str) -> None:
+    types = typing.get_type_hints(schema)
+    check_keys(node, where, types)
+    for name, kind in types.items():
+        child = node.get(name)
+        if dataclasses.is_dataclass(kind) and isinstance(child, DictConfig):
+            _check_schema_keys(child, kind, f"{where}.{name}")
+
+
+def check_schema(node: DictConfig, schema: type, where: str) -> Any:
+    """``node`` (the config block at ``where``) as an instance of the dataclass ``schema``; ValueError naming
+    unknown keys (with the closest valid one), missing keys, values of the wrong type, and values out of the range
+    the schema's ``__post_init__`` checks (its messages start with the field name). Schemas hold no defaults: the
+    YAML files under conf/ are the one place of those."""
+    _check_schema_keys(node, schema, where)
+    plain = OmegaConf.to_container(node, resolve=True)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), plain))
+    except (ValidationError, MissingMandatoryValue) as error:
+        raise ValueError(f"{where}.{error.full_key}: {str(error.msg).splitlines()[0]}") from None
+    except ValueError as error:
+        raise ValueError(f"{where}.{error}") from None
 
 
 def override_dirname(overrides: str) -> str:
@@ -151,28 +235,17 @@ def validate_config_keys(cfg: DictConfig) -> None:
     check_keys(cfg, "", TOP_LEVEL_KEYS)
     check_keys(cfg.kernel, "kernel", ("name", *KERNEL_OPTIONS[check_kernel(cfg.kernel.name)]))
     check_keys(cfg.matcher, "matcher", ("name", *get_matcher(cfg.matcher.name).defaults))
-    check_keys(cfg.paths, "paths", PATH_KEYS)
+    check_schema(cfg.paths, PathsConfig, "paths")
     for group in ("dataset", "backbone"):
         _check_target_keys(cfg[group], group)
     _check_target_keys(cfg.logger, "logger", RUNTIME_ARGUMENTS)
 
 
 def validate_rsm(cfg: DictConfig) -> None:
-    """The shared ``rsm`` block: known keys, a positive ``num_tiles`` (or null), known Trainer options."""
-    check_keys(cfg.rsm, "rsm", ("num_tiles", "trainer"))
-    num_tiles = cfg.rsm.num_tiles
-    if num_tiles is not None and (
-        isinstance(num_tiles, bool) or not isinstance(num_tiles, int) or num_tiles < 1
-    ):
-        raise ValueError(f"rsm.num_tiles must be a positive integer or null, got rsm.num_tiles={num_tiles!r}")
-    check_trainer_options(cfg.rsm.trainer)
+    """The shared ``rsm`` block against ``RSMConfig``."""
+    check_schema(cfg.rsm, RSMConfig, "rsm")
 
 
 def validate_features(cfg: DictConfig) -> None:
-    """The shared ``features`` block: known keys, a storable dtype, positive sizes."""
-    features = cfg.features
-    check_keys(features, "features", FEATURE_OPTIONS)
-    if features.dtype not in DTYPES:
-        raise ValueError(f"features.dtype must be one of {list(DTYPES)}, got {features.dtype!r}")
-    for key, minimum in (("batch_size", 1), ("shard_size", 1), ("num_workers", 0)):
-        integer_option(features[key], f"features.{key}", minimum)
+    """The shared ``features`` block against ``FeaturesConfig``: known keys, a storable dtype, positive sizes."""
+    check_schema(cfg.features, FeaturesConfig, "features")

@@ -13,6 +13,7 @@ photos (``meta["group"]``), same-source and different-source pairs are also repo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from semrsm.pipeline.stage_common import (
     unit_counts,
 )
 from semrsm.pipeline.stage_extract import load_features
-from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.stages import RunContext, StageOptions, register_stage
 from semrsm.reporting.figures import metric_bars
 from semrsm.reporting.wandb_conventions import layer_statistics
 
@@ -173,7 +174,16 @@ def interval_rows(statistics: dict[str, np.ndarray], n_images: int, **keys: Any)
     return rows
 
 
-@register_stage("class_probability", options=("layers",), uses=("dataset", "backbone", "kernel", "matcher"))
+@dataclass
+class ClassProbabilityOptions(StageOptions):
+    """The ``experiment`` options of this stage (conf/experiment/class_probability.yaml holds their defaults)."""
+
+    layers: Any  # null = every tapped layer, a name ("last" where the stage allows it) or a list
+
+
+@register_stage(
+    "class_probability", options=ClassProbabilityOptions, uses=("dataset", "backbone", "kernel", "matcher")
+)
 def class_probability(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Pearson and Spearman between each layer's RSM and the JSD of predictions, semantic vs spatio-semantic."""
     if cfg.matcher.name == SPATIO_SEMANTIC:

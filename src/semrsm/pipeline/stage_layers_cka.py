@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from semrsm.pipeline.stage_common import (
     select_layers,
 )
 from semrsm.pipeline.stage_extract import load_features
-from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.stages import RunContext, StageOptions, register_stage
 from semrsm.reporting.figures import cka_heatmap, metric_lines
 from semrsm.similarity import cka
 
@@ -89,9 +90,15 @@ def cka_summary(diagonal: pd.DataFrame, layers: Sequence[str]) -> dict[str, floa
     }
 
 
-@register_stage(
-    "layers_cka", options=("layers", "debiased"), uses=("dataset", "backbone", "kernel", "matcher")
-)
+@dataclass
+class LayersCKAOptions(StageOptions):
+    """The ``experiment`` options of this stage (conf/experiment/layers_cka.yaml holds their defaults)."""
+
+    layers: Any  # null = every tapped layer, a name ("last" where the stage allows it) or a list
+    debiased: bool
+
+
+@register_stage("layers_cka", options=LayersCKAOptions, uses=("dataset", "backbone", "kernel", "matcher"))
 def layers_cka(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """CKA of semantic vs spatio-semantic RSMs per layer and per layer pair; tables, heatmap and trend line."""
     debiased = cfg.experiment.debiased

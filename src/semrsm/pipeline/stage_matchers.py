@@ -16,6 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from semrsm.pipeline.config import integer_option
 from semrsm.pipeline.stage_common import result_keys, select_layers
 from semrsm.pipeline.stage_extract import load_features
-from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.stages import RunContext, StageOptions, register_stage
 from semrsm.reporting.claims import check_matchers
 from semrsm.reporting.figures import matcher_tradeoff
 from semrsm.similarity import MATCHERS, get_matcher
@@ -247,9 +248,22 @@ def compared_matchers(cfg: DictConfig) -> dict[str, dict]:
     return options
 
 
+@dataclass
+class MatchersOptions(StageOptions):
+    """The ``experiment`` options of this stage (conf/experiment/matchers.yaml holds their defaults)."""
+
+    layers: Any  # null = every tapped layer, a name ("last" where the stage allows it) or a list
+    matchers: list[str] | None
+    reference: str
+    pairs: int
+    repeats: int
+    resize_to: list[int] | None
+    synthetic_sizes: list[int]
+
+
 @register_stage(
     "matchers",
-    options=("layers", "matchers", "reference", "pairs", "repeats", "resize_to", "synthetic_sizes"),
+    options=MatchersOptions,
     uses=("dataset", "backbone"),
     choices=lambda cfg: {"matcher": list(compared_matchers(cfg))},
 )

@@ -12,6 +12,7 @@ these); ``figures/retrievals_<layer>.png`` shows the top retrievals of a few que
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from semrsm.pipeline.stage_common import (
     select_layers,
 )
 from semrsm.pipeline.stage_extract import load_features
-from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.stages import RunContext, StageOptions, register_stage
 from semrsm.reporting.figures import retrieval_grid
 from semrsm.reporting.wandb_conventions import layer_statistics
 
@@ -183,9 +184,19 @@ def _summary(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, Any]:
     return {**summary, "f1_gain/min": float(gains.min()), "f1_gain/max": float(gains.max())}
 
 
+@dataclass
+class RetrievalOptions(StageOptions):
+    """The ``experiment`` options of this stage (conf/experiment/retrieval.yaml holds their defaults)."""
+
+    layers: Any  # null = every tapped layer, a name ("last" where the stage allows it) or a list
+    queries_shown: int
+    top_k: int
+    kernels: list[str] | None
+
+
 @register_stage(
     "retrieval",
-    options=("layers", "queries_shown", "top_k", "kernels"),
+    options=RetrievalOptions,
     uses=("dataset", "backbone", "kernel", "matcher"),
     choices=lambda cfg: {"kernel": retrieval_kernels(cfg)},
 )

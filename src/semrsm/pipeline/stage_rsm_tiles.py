@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -29,7 +30,7 @@ from semrsm.pipeline.rsm_cache import RSMSpec, assemble_entry, cache_entry
 from semrsm.pipeline.rsm_predict import make_trainer, match_layer, predict_tiles
 from semrsm.pipeline.stage_common import result_keys, rsm_spec, select_layers
 from semrsm.pipeline.stage_extract import load_features
-from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.stages import RunContext, StageOptions, register_stage
 from semrsm.pipeline.tiles import Tile, check_tile_choice, finished_tiles, pair_count
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,17 @@ def layer_tile(
     return MERGED
 
 
+@dataclass
+class RSMTilesOptions(StageOptions):
+    """The ``experiment`` options of this stage (conf/experiment/rsm_tiles.yaml holds their defaults)."""
+
+    layers: Any  # null = every tapped layer, a name ("last" where the stage allows it) or a list
+    tile_index: int | None  # null: every tile, spread by the Trainer
+
+
 @register_stage(
     "rsm_tiles",
-    options=("layers", "tile_index"),
+    options=RSMTilesOptions,
     uses=("dataset", "backbone", "matcher"),
 )
 def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:

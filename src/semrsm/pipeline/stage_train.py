@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,13 @@ from semrsm.data import select_subset
 from semrsm.pipeline import lineage
 from semrsm.pipeline.config import build
 from semrsm.pipeline.stage_common import config_choice
-from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.stages import RunContext, StageOptions, register_stage
 from semrsm.pipeline.training import TrainSettings, save_checkpoint, train_classifier
 from semrsm.reporting.figures import metric_lines
 
 log = logging.getLogger(__name__)
 
 SETTINGS = ("epochs", "lr", "weight_decay", "optimizer", "batch_size")
-OPTIONS = (*SETTINGS, "max_train_samples", "checkpoint_name")
 
 
 def dataset_splits(cfg: DictConfig, max_train_samples: int | None) -> tuple[Dataset, Dataset, list[str]]:
@@ -75,7 +75,21 @@ def history_figure(history: pd.DataFrame) -> Figure:
     )
 
 
-@register_stage("train", options=OPTIONS, uses=("dataset", "backbone"))
+@dataclass
+class TrainOptions(StageOptions):
+    """The ``experiment`` options of training (conf/experiment/train.yaml holds their defaults; ``TrainSettings``
+    checks the ranges)."""
+
+    epochs: int
+    lr: float
+    weight_decay: float
+    optimizer: str
+    batch_size: int
+    max_train_samples: int | None  # null: the whole train split
+    checkpoint_name: str
+
+
+@register_stage("train", options=TrainOptions, uses=("dataset", "backbone"))
 def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Train ``cfg.backbone`` from scratch on ``cfg.dataset``; save the checkpoint; log the history."""
     options = cfg.experiment

@@ -10,6 +10,7 @@ an image-level bootstrap (source images resampled, the same draws for both) -> `
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from semrsm.pipeline.stage_common import (
     unit_counts,
 )
 from semrsm.pipeline.stage_extract import load_features
-from semrsm.pipeline.stages import RunContext, register_stage
+from semrsm.pipeline.stages import RunContext, StageOptions, register_stage
 from semrsm.reporting.figures import rsm_heatmaps, value_distributions
 from semrsm.reporting.wandb_conventions import layer_statistics
 
@@ -105,7 +106,16 @@ def _layer_summary(table: pd.DataFrame, layers: Sequence[str]) -> dict[str, floa
     return {**summary, **layer_statistics("auroc_gain", gains), "auroc_gain/min": float(min(gains))}
 
 
-@register_stage("translated_crops", options=("layers",), uses=("dataset", "backbone", "kernel", "matcher"))
+@dataclass
+class TranslatedCropsOptions(StageOptions):
+    """The ``experiment`` options of this stage (conf/experiment/translated_crops.yaml holds their defaults)."""
+
+    layers: Any  # null = every tapped layer, a name ("last" where the stage allows it) or a list
+
+
+@register_stage(
+    "translated_crops", options=TranslatedCropsOptions, uses=("dataset", "backbone", "kernel", "matcher")
+)
 def translated_crops(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Spatio-semantic vs semantic RSMs of translated crops per layer; table, heatmaps and distributions."""
     features = load_features(cfg, force=ctx.force)

@@ -3,7 +3,11 @@
 A stage is ``fn(cfg, ctx) -> dict of scalar summary metrics``, registered by name in a module
 ``semrsm/pipeline/stage_<name>.py`` (found automatically)::
 
-    @register_stage("retrieval", options=("queries",))
+    @dataclass
+    class RetrievalOptions(StageOptions):  # the keys under ``experiment``, typed, with their range checks
+        top_k: int = 3
+
+    @register_stage("retrieval", options=RetrievalOptions)
     def retrieval(cfg: DictConfig, ctx: RunContext) -> dict: ...
 
 ``run_stage`` dispatches on ``cfg.experiment.stage``: it validates the config, takes the run directory's lock
@@ -27,7 +31,7 @@ import pkgutil
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from semrsm.pipeline import lineage
 from semrsm.pipeline.config import (
-    check_keys,
+    check_schema,
     file_identities,
     validate_config_keys,
     validate_features,
@@ -58,7 +62,6 @@ log = logging.getLogger(__name__)
 # Importing these registers the built-in stages: every ``semrsm.pipeline.stage_<name>`` module, so a new stage is
 # one new module and needs no edit here or in experiments/run.py.
 STAGE_MODULE_PREFIX = "stage_"
-EXPERIMENT_KEYS = ("name", "stage")
 # Settings that change neither a stage's inputs nor its results: they do not invalidate finished results (``rsm``:
 # how a matching is spread over tiles and processes; the engine's results do not depend on it).
 VOLATILE_KEYS = ("logger", "force", "hydra", "rsm")
@@ -66,6 +69,15 @@ VOLATILE_FEATURE_KEYS = ("num_workers", "progress_bar", "batch_size", "shard_siz
 # The layout of the stages' tables: raised when their columns change (2: ``semantic``/``spatio_semantic`` replaced
 # ``invariant``/``non_invariant``), so results finished by an older version are computed again, not misread.
 RESULTS_FORMAT = 2
+
+
+@dataclass
+class StageOptions:
+    """The ``experiment`` block of a stage without options of its own; a stage with options registers a subclass
+    adding them (typed; ranges checked in ``__post_init__``, messages starting with the field name)."""
+
+    name: str
+    stage: str
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,7 @@ DEFAULT_USES = ("dataset", "backbone")
 class Stage:
     name: str
     run: StageFn
-    options: frozenset[str]
+    options: type[StageOptions]
     uses: tuple[str, ...] = DEFAULT_USES
     choices: ChoicesFn | None = None
 
@@ -107,21 +119,27 @@ _STAGES: dict[str, Stage] = {}
 
 def register_stage(
     name: str,
-    options: Iterable[str] = (),
+    options: type[StageOptions] | Iterable[str] = StageOptions,
     uses: Sequence[str] = DEFAULT_USES,
     choices: ChoicesFn | None = None,
 ) -> Callable[[StageFn], StageFn]:
-    """Decorator registering ``fn`` as stage ``name``; ``options`` are its keys under ``experiment``; ``uses``
+    """Decorator registering ``fn`` as stage ``name``; ``options`` the schema of its ``experiment`` block (a
+    ``StageOptions`` subclass, or the names of untyped options); ``uses``
     the config groups whose choice it uses (its W&B tags), ``choices`` a function of the config giving the
     names it uses where that is not the group's one choice (e.g. every kernel of ``experiment.kernels``)."""
     unknown = set(uses) - {"dataset", "backbone", "kernel", "matcher"}
     if unknown:
         raise ValueError(f"stage {name!r}: uses names unknown config groups {sorted(unknown)}")
 
+    if isinstance(options, type) and issubclass(options, StageOptions):
+        schema = options
+    else:
+        schema = make_dataclass(f"{name}_options", [(key, Any) for key in options], bases=(StageOptions,))
+
     def decorate(fn: StageFn) -> StageFn:
         if name in _STAGES and _STAGES[name].run is not fn:
             raise ValueError(f"stage {name!r} is already registered by {_STAGES[name].run.__module__}")
-        _STAGES[name] = Stage(name, fn, frozenset(options), tuple(uses), choices)
+        _STAGES[name] = Stage(name, fn, schema, tuple(uses), choices)
         return fn
 
     return decorate
@@ -146,9 +164,10 @@ def get_stage(name: str) -> Stage:
 
 
 def validate_config(cfg: DictConfig) -> Stage:
-    """Checks Hydra does not make: a registered stage, no misspelt experiment or features keys."""
+    """Checks Hydra does not make: a registered stage, its ``experiment`` block against the stage's schema, no
+    misspelt keys elsewhere, the shared ``features`` and ``rsm`` blocks against theirs."""
     stage = get_stage(cfg.experiment.stage)
-    check_keys(cfg.experiment, "experiment", {*EXPERIMENT_KEYS, *stage.options})
+    check_schema(cfg.experiment, stage.options, "experiment")
     validate_config_keys(cfg)
     validate_features(cfg)
     validate_rsm(cfg)
