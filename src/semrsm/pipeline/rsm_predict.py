@@ -12,12 +12,15 @@ The ``Trainer`` comes from the spec's options (``rsm.trainer`` in the config): o
 every launched process runs the same stage and the Trainer joins them (``strategy=ddp``); ``accelerator=gpu``
 computes the products on each rank's GPU. Each rank takes every ``world_size``-th tile, so no tile is computed
 twice, and the results are bit-identical to one process's on the same machine and BLAS (a pair's products do not
-depend on the tiling; on a GPU they agree to float32 rounding).
+depend on the tiling; on a GPU they agree to float32 rounding). Each rank matches on its share of the cores
+(cores // devices), or on ``threads`` threads when ``match_layer`` is given them (e.g. 1 per rank for a strong
+scaling benchmark).
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import shutil
 import warnings
@@ -63,15 +66,35 @@ class TileDataset(Dataset):
         return self.tiles[index]
 
 
+def check_threads(threads: Any) -> int | None:
+    """``threads`` (matching threads per rank; None = the rank's share of the cores) checked; ValueError naming
+    it unless None or a positive integer."""
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
+    ):
+        raise ValueError(
+            f"threads (matching threads per rank) must be a positive integer or None (cores // devices), "
+            f"got threads={threads!r}"
+        )
+    return None if threads is None else int(threads)
+
+
 class TileMatcher(pl.LightningModule):
     """Matches the pairs of one tile per prediction step for the cache entry ``entry`` of the feature set at
     ``features_dir``; each rank predicts every ``world_size``-th of ``tiles`` (rank zero with a bar over its pairs
-    if ``progress``)."""
+    if ``progress``) on ``threads`` threads (None: the process's cores divided by the Trainer's devices)."""
 
-    def __init__(self, entry: CacheEntry, features_dir: Path, tiles: Sequence[Tile], progress: bool = False):
+    def __init__(
+        self,
+        entry: CacheEntry,
+        features_dir: Path,
+        tiles: Sequence[Tile],
+        progress: bool = False,
+        threads: int | None = None,
+    ):
         super().__init__()
         self.entry, self.features_dir, self.tiles = entry, Path(features_dir), list(tiles)
-        self.progress = progress
+        self.progress, self.threads = progress, check_threads(threads)
         self._features: FeatureSet | None = None
         self._reps: torch.Tensor | None = None
 
@@ -101,7 +124,7 @@ class TileMatcher(pl.LightningModule):
         return batch  # a tile names pairs; the features are on the device already (``reps``)
 
     def predict_step(self, tile: Tile, batch_idx: int = 0) -> tuple[Tile, MatchedScores]:
-        workers = max(1, len(os.sched_getaffinity(0)) // max(1, self.trainer.num_devices))
+        workers = self.threads or max(1, len(os.sched_getaffinity(0)) // max(1, self.trainer.num_devices))
         log.info(
             "rank %d: layer %s, %s: tile %d of %d (%d pairs)",
             self.trainer.global_rank,
@@ -172,11 +195,14 @@ def predict_tiles(
     tiles: Sequence[Tile],
     *,
     progress: bool = False,
+    threads: int | None = None,
 ) -> None:
     """Compute the part files of ``tiles`` (of one partition of ``entry``'s pairs) on ``trainer``'s processes;
-    returns after their barrier (every part is written). ``progress``: rank zero shows a bar over its pairs."""
+    returns after their barrier (every part is written). ``progress``: rank zero shows a bar over its pairs;
+    ``threads``: each rank's matching threads (None: cores // devices)."""
+    module = TileMatcher(entry, features.path, tiles, progress, threads)
     with _quiet_lightning():
-        trainer.predict(TileMatcher(entry, features.path, tiles, progress), return_predictions=False)
+        trainer.predict(module, return_predictions=False)
     trainer.strategy.barrier("rsm-tiles-written")
 
 
@@ -188,15 +214,20 @@ def match_layer(
     *,
     force: bool = False,
     progress: bool = False,
+    threads: int | None = None,
 ) -> MatchedScores:
     """The entry's matched scores: cached, else its missing tiles (of finished parts' partition, else
-    ``num_tiles`` tiles; None = one per process) predicted by the Trainer's processes, then assembled and cached
-    by rank zero; ``force`` drops the entry and its parts first. Every rank of a distributed Trainer calls this
-    and gets the scores. A one-process computation holds the entry's compute lock throughout, so a parallel job
-    needing the same entry waits for it."""
+    ``num_tiles`` tiles; None = one per process) predicted by the Trainer's processes on ``threads`` matching
+    threads each (None: cores // devices), then assembled and cached by rank zero; ``force`` drops the entry and
+    its parts first. Every rank of a distributed Trainer calls this and gets the scores. A one-process
+    computation holds the entry's compute lock throughout, so a parallel job needing the same entry waits for
+    it."""
     options = {"devices": 1, "num_nodes": 1, **check_trainer_options(trainer_options or {})}
+    threads = check_threads(threads)
     with entry.compute_lock() if _one_process(options) else nullcontext():
-        return _match_layer(entry, features, num_tiles, options, force=force, progress=progress)
+        return _match_layer(
+            entry, features, num_tiles, options, force=force, progress=progress, threads=threads
+        )
 
 
 def _one_process(options: Mapping[str, Any]) -> bool:
@@ -205,7 +236,7 @@ def _one_process(options: Mapping[str, Any]) -> bool:
     return str(options["devices"]) == "1" and int(options["num_nodes"]) == 1 and not launched
 
 
-def _match_layer(entry, features, num_tiles, options, *, force, progress) -> MatchedScores:
+def _match_layer(entry, features, num_tiles, options, *, force, progress, threads) -> MatchedScores:
     with entry.lock():
         if force:
             entry.path.unlink(missing_ok=True)
@@ -222,7 +253,7 @@ def _match_layer(entry, features, num_tiles, options, *, force, progress) -> Mat
     if not missing:  # every part finished: each rank assembles (or loads) the entry under its lock
         trainer = None
     else:
-        predict_tiles(trainer, entry, features, missing, progress=progress)
+        predict_tiles(trainer, entry, features, missing, progress=progress, threads=threads)
     leader = trainer is None or trainer.is_global_zero
     if leader:
         with entry.lock():
