@@ -39,7 +39,7 @@ reproduce: install ## Run every experiment (SUITE=offline|paper|smoke) and build
 test: install ## Run the test suite (offline; wandb disabled)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -n 2 --dist worksteal -q
 
-bench: install ## Benchmarks as ratios to a reference run in the same process (engine, feature extraction)
+bench: install ## Benchmarks as ratios to a reference run in the same process (engine, extraction, strong scaling + cost model)
 	$(PY) -m semrsm.bench
 
 bench-gpu: install ## On a machine with a CUDA GPU: the RSM's products on the GPU vs the CPU (time, agreement)

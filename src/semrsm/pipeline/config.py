@@ -102,11 +102,13 @@ class RSMConfig:
     """``rsm``: how a layer's matching is spread (tiles, Trainer); it never changes results."""
 
     num_tiles: int | None  # None: one tile per process
+    threads: int | None  # matching threads per process; None: its cores divided by its devices
     trainer: TrainerConfig
 
     def __post_init__(self) -> None:
-        if self.num_tiles is not None and self.num_tiles < 1:
-            raise ValueError(f"num_tiles must be a positive integer or null, got {self.num_tiles!r}")
+        for name in ("num_tiles", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer or null, got {getattr(self, name)!r}")
         _at_least(self.trainer, "num_nodes", 1)
 
 

@@ -56,7 +56,8 @@ class RSMSpec:
     matcher of the semantic RSM with its options, the configured kernel (and RBF ``sigma``, None = median
     heuristic), whether to recompute cached entries (``force``) and to show progress bars, and how a layer's
     matching is spread: ``num_tiles`` tiles (None: one per process) predicted by a Lightning Trainer with the
-    ``trainer`` options (``TRAINER_OPTIONS``; default one CPU process)."""
+    ``trainer`` options (``TRAINER_OPTIONS``; default one CPU process) on ``threads`` matching threads per process
+    (None: its cores divided by its devices)."""
 
     cache_dir: Path
     matcher: str = "lapjv"
@@ -66,6 +67,7 @@ class RSMSpec:
     force: bool = False
     progress: bool = True
     num_tiles: int | None = None
+    threads: int | None = None
     trainer: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -294,6 +294,7 @@ def layer_scores(
         spec.trainer,
         force=spec.force if force is None else force,
         progress=spec.progress if progress is None else progress,
+        threads=spec.threads,
     )
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def rsm_spec(cfg: DictConfig) -> RSMSpec:
     """The RSM cache's view of a run config: ``paths.cache_dir``, ``matcher`` (name and options, checked),
     ``kernel`` (its ``sigma`` for rbf), ``force``, ``features.progress_bar`` and how a matching is spread
-    (``rsm.num_tiles``, ``rsm.trainer``)."""
+    (``rsm.num_tiles``, ``rsm.threads``, ``rsm.trainer``)."""
     options = OmegaConf.to_container(cfg.matcher, resolve=True)
     name = options.pop("name")
     return RSMSpec(
@@ -38,6 +38,7 @@ def rsm_spec(cfg: DictConfig) -> RSMSpec:
         force=bool(cfg.get("force", False)),
         progress=bool(OmegaConf.select(cfg, "features.progress_bar", default=True)),
         num_tiles=OmegaConf.select(cfg, "rsm.num_tiles", default=None),
+        threads=OmegaConf.select(cfg, "rsm.threads", default=None),
         trainer=OmegaConf.to_container(OmegaConf.select(cfg, "rsm.trainer", default=OmegaConf.create())),
     )
 

@@ -62,7 +62,7 @@ def layer_tile(
         with entry.lock():
             entry.path.unlink(missing_ok=True)
             part.unlink(missing_ok=True)
-    predict_tiles(make_trainer(), entry, features, [tile], progress=progress)
+    predict_tiles(make_trainer(), entry, features, [tile], progress=progress, threads=spec.threads)
     with entry.lock():
         if entry.path.is_file():  # assembled meanwhile by a stage that predicted the missing parts itself
             part.unlink(missing_ok=True)
@@ -108,7 +108,15 @@ def rsm_tiles(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         else:
             entry = cache_entry(spec, features, layer, True)
             status = CACHED if entry.path.is_file() and not ctx.force else MERGED
-            match_layer(entry, features, num_tiles, spec.trainer, force=ctx.force, progress=spec.progress)
+            match_layer(
+                entry,
+                features,
+                num_tiles,
+                spec.trainer,
+                force=ctx.force,
+                progress=spec.progress,
+                threads=spec.threads,
+            )
         rows.append(
             {
                 **keys,
