@@ -107,7 +107,8 @@ def test_a_stage_under_torchrun_with_two_processes_gives_the_tables_of_one_proce
     """torchrun starts experiments/run.py twice with a retrieval stage: both ranks predict their share of every
     RSM's tiles through the stage's own Trainer (rsm.trainer), rank zero alone locks, assembles and publishes;
     the other rank leaves nothing behind. Its tables equal those of a one-process run, byte for byte."""
-    overrides = [LAYERS, "rsm.num_tiles=6", "experiment.queries_shown=0", "logger=none"]
+    # one layer: its spatio-semantic and semantic matchings are two entries predicted one after the other
+    overrides = ["experiment.layers=[layer4]", "rsm.num_tiles=6", "experiment.queries_shown=0", "logger=none"]
     cfg = compose_tiny(tmp_path, *overrides, experiment="retrieval")
     load_features(cfg)  # extracted here, so the two ranks only match
     env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
@@ -119,7 +120,7 @@ def test_a_stage_under_torchrun_with_two_processes_gives_the_tables_of_one_proce
     )
     assert done.returncode == 0, done.stderr[-4000:]
     log = done.stdout + done.stderr
-    assert "rank 0: layer layer3" in log and "rank 1: layer layer3" in log
+    assert "rank 0: layer layer4, identity" in log and "rank 1: layer layer4, lapjv" in log
     (run_dir,) = (tmp_path / "outputs" / "runs" / "retrieval").iterdir()
     assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("results")) == ["results"]
 
