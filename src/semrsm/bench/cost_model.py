@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from semrsm.pipeline.tiles import pair_count
 
@@ -102,13 +103,7 @@ class CostModel:
         return pairs / nodes * per_pair
 
     def total_seconds(
-        self,
-        num_samples: int,
-        size: int,
-        channels: int,
-        nodes: int = 1,
-        cores: int = 1,
-        gpu_tflops: float | None = None,
+        self, num_samples: int, size: int, channels: int, *spread: Any, **options: Any
     ) -> float:
-        """Start-up + ``matching_seconds`` (same arguments)."""
-        return self.startup_s + self.matching_seconds(num_samples, size, channels, nodes, cores, gpu_tflops)
+        """Start-up + ``matching_seconds`` (same arguments: nodes, cores, gpu_tflops)."""
+        return self.startup_s + self.matching_seconds(num_samples, size, channels, *spread, **options)
