@@ -52,6 +52,8 @@ from semrsm.similarity import MatchedScores, rsms_from_scores
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TRAINER = {"accelerator": "cpu", "devices": 1, "num_nodes": 1}  # what an option left out means
+
 
 class TileDataset(Dataset):
     """Tiles, one per item (a tile is the unit of work and of storage)."""
@@ -175,7 +177,7 @@ def _quiet_lightning() -> Iterator[None]:
 def make_trainer(trainer_options: Mapping[str, Any] | None = None) -> pl.Trainer:
     """The Lightning ``Trainer`` of a layer's prediction, from ``trainer_options`` (``TRAINER_OPTIONS``; default
     one CPU process): no logger, checkpoints or progress bar of its own (the engine shows one over the pairs)."""
-    options = {"accelerator": "cpu", "devices": 1, **check_trainer_options(trainer_options or {})}
+    options = {**DEFAULT_TRAINER, **check_trainer_options(trainer_options or {})}
     with _quiet_lightning():
         return pl.Trainer(
             **options,
@@ -222,7 +224,7 @@ def match_layer(
     its parts first. Every rank of a distributed Trainer calls this and gets the scores. A one-process
     computation holds the entry's compute lock throughout, so a parallel job needing the same entry waits for
     it."""
-    options = {"devices": 1, "num_nodes": 1, **check_trainer_options(trainer_options or {})}
+    options = {**DEFAULT_TRAINER, **check_trainer_options(trainer_options or {})}
     threads = check_threads(threads)
     with entry.compute_lock() if _one_process(options) else nullcontext():
         return _match_layer(
