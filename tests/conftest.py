@@ -6,9 +6,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["WANDB_MODE"] = "disabled"
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
+from cli_runs import CliServer  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def cli(tmp_path_factory):
+    """Runs of experiments/run.py, each a process forked from one that has imported the CLI (cli_runs.py)."""
+    server = CliServer(tmp_path_factory.mktemp("cli-runs"))
+    yield server
+    server.close()
 
 
 def pytest_collection_modifyitems(items):

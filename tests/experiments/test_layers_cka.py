@@ -3,9 +3,6 @@
 import json
 import math
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +13,6 @@ from stage_runs import run_tiny
 from semrsm.metrics.bootstrap import N_RESAMPLES
 from semrsm.pipeline.stage_layers_cka import cka_matrix, size_trend
 
-REPO = Path(__file__).resolve().parents[2]
 CONTRACT = {"dataset", "backbone", "layer", "spatial_size", "kernel", "matcher", "cka"}
 TINY = [
     "experiment=layers_cka",
@@ -105,10 +101,9 @@ def test_token_backbone_has_one_spatial_size(root):
 
 
 @pytest.mark.slow
-def test_cli_names_the_chosen_backbone_and_reuses_the_caches(root, resnet_run):
+def test_cli_names_the_chosen_backbone_and_reuses_the_caches(cli, root, resnet_run):
     env = {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, str(REPO / "experiments" / "run.py"), *TINY, "backbone=resnet18_synthetic"]
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    done = cli.run([*TINY, "backbone=resnet18_synthetic"], cwd=root, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     (results,) = (root / "outputs" / "runs" / "layers_cka").glob("*/results")
     diagonal, _ = tables(results)

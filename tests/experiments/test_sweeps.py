@@ -1,20 +1,18 @@
-"""Hydra multiruns of experiments/run.py: one aggregated table per sweep at multirun end (the joblib launcher runs
+"""Hydra multiruns of experiments/run.py (forked runs, see tests/cli_runs.py): one aggregated table per sweep at multirun end (the joblib launcher runs
 in tests/experiments/test_rsm_tiles.py); a rerun reuses finished jobs; the cluster launcher configs compose."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runs import CliServer, Completed
 from hydra import compose, initialize_config_dir
 
 from semrsm.pipeline.config import register_resolvers
 from semrsm.pipeline.stages import VOLATILE_FEATURE_KEYS, VOLATILE_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / "experiments" / "run.py"
 TINY_SYNTHETIC = [
     "dataset=synthetic",
     "dataset.num_classes=2",
@@ -25,16 +23,9 @@ TINY_SYNTHETIC = [
 ]
 
 
-def _multirun(root: Path, *args: str) -> subprocess.CompletedProcess:
+def _multirun(cli: CliServer, root: Path, *args: str) -> Completed:
     env = {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, str(RUN), "-m", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = cli.run(["-m", *args], cwd=root, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     return done
 
@@ -44,7 +35,7 @@ def _job_dirs(sweep: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_sweep_2x2_aggregates_into_one_table_and_its_rerun_reuses_finished_jobs(tmp_path):
+def test_sweep_2x2_aggregates_into_one_table_and_its_rerun_reuses_finished_jobs(cli, tmp_path):
     args = [
         "experiment=layers_cka",
         "backbone=resnet18_tinyimagenet",
@@ -54,7 +45,7 @@ def test_sweep_2x2_aggregates_into_one_table_and_its_rerun_reuses_finished_jobs(
         "matcher=hungarian,batch_optimal",
         *TINY_SYNTHETIC,
     ]
-    _multirun(tmp_path, *args)
+    _multirun(cli, tmp_path, *args)
     sweep = tmp_path / "outputs" / "multirun" / "layers_cka"
     jobs = _job_dirs(sweep)
     assert len(jobs) == 4 and all((job / "results" / "stage.json").is_file() for job in jobs)
@@ -72,15 +63,16 @@ def test_sweep_2x2_aggregates_into_one_table_and_its_rerun_reuses_finished_jobs(
     assert (sweep / "layers_cka.md").is_file()
 
     stamps = {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in jobs}
-    again = _multirun(tmp_path, *args)
+    again = _multirun(cli, tmp_path, *args)
     assert again.stdout.count("already complete") + again.stderr.count("already complete") == 4
     assert stamps == {job: (job / "results" / "stage.json").stat().st_mtime_ns for job in _job_dirs(sweep)}
     pd.testing.assert_frame_equal(pd.read_csv(sweep / "layers_cka.csv"), rows)
 
 
 @pytest.mark.slow
-def test_retrieval_sweep_over_backbones_and_kernels(tmp_path):
+def test_retrieval_sweep_over_backbones_and_kernels(cli, tmp_path):
     _multirun(
+        cli,
         tmp_path,
         "experiment=retrieval",
         "backbone=resnet18,vit_tiny",

@@ -1,4 +1,4 @@
-"""Faults a user meets, end to end through experiments/run.py: kill -9 during extraction and during a stage, a
+"""Faults a user meets, end to end through experiments/run.py (forked runs, see tests/cli_runs.py): kill -9 during extraction and during a stage, a
 corrupted feature array, a truncated RSM cache file, two identical runs at once, a full disk. Each ends in a
 clear message or a correct recomputation; results after a fault equal those of a clean run, bit for bit (same
 machine, same code: the engine's results do not depend on tiling, and the stored arrays are checked)."""
@@ -8,20 +8,17 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runs import CliProcess, CliServer, Completed
 
 from semrsm.storage import file_lock
 
-REPO = Path(__file__).resolve().parents[2]
-COMMAND = [
-    sys.executable,
-    str(REPO / "experiments" / "run.py"),
+ARGS = [
     "dataset=synthetic",
     "dataset.num_classes=4",
     "dataset.train_per_class=1",
@@ -51,30 +48,23 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _run(root: Path, experiment: str = "layers_cka", **env: str) -> subprocess.CompletedProcess:
-    command = [*COMMAND, f"experiment={experiment}"]
-    return subprocess.run(
-        command, cwd=root, env=_env(root, **env), capture_output=True, text=True, timeout=300
-    )
+def _run(cli: CliServer, root: Path, experiment: str = "layers_cka", **env: str) -> Completed:
+    return cli.run([*ARGS, f"experiment={experiment}"], cwd=root, env=_env(root, **env))
 
 
-def _start(root: Path, experiment: str = "layers_cka") -> subprocess.Popen:
-    command = [*COMMAND, f"experiment={experiment}"]
-    return subprocess.Popen(
-        command, cwd=root, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+def _start(cli: CliServer, root: Path, experiment: str = "layers_cka") -> CliProcess:
+    return cli.start([*ARGS, f"experiment={experiment}"], cwd=root, env=_env(root))
 
 
-def _kill_when(process: subprocess.Popen, ready, timeout: float = 120) -> None:
+def _kill_when(process: CliProcess, ready, timeout: float = 120) -> None:
     """SIGKILL ``process`` as soon as ``ready()`` holds; fails if it ended before."""
     deadline = time.monotonic() + timeout
     while not ready():
-        assert process.poll() is None, f"the run ended before it could be killed:\n{process.stdout.read()}"
+        assert process.poll() is None, f"the run ended before it could be killed:\n{process.output()}"
         assert time.monotonic() < deadline, "the run never reached the point to kill it at"
         time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
+    process.kill()
     assert process.wait(timeout=60) == -signal.SIGKILL
-    process.stdout.close()
 
 
 def _results(root: Path, experiment: str = "layers_cka") -> Path:
@@ -107,14 +97,14 @@ def base(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def clean(base) -> Path:
+def clean(base, cli) -> Path:
     """The clean run every test compares with, made once per session (the first worker to ask makes it)."""
     root = base / "clean"
     with file_lock(base / "clean.lock"):
         if not (root / "finished").is_file():
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir()
-            done = _run(root)
+            done = _run(cli, root)
             assert done.returncode == 0, done.stderr[-3000:]
             (root / "finished").touch()
     return root
@@ -132,13 +122,13 @@ def _same_results(root: Path, clean: Path) -> None:
     assert json.loads((_results(root) / "status.json").read_text())["status"] == "ok"
 
 
-def test_kill_during_extraction_then_resume_gives_the_clean_features(root, request):
-    process = _start(root, "extract")
+def test_kill_during_extraction_then_resume_gives_the_clean_features(cli, root, request):
+    process = _start(cli, root, "extract")
     shards = _cache(root) / "features"
     _kill_when(process, lambda: any(shards.glob("*.partial/shards/000001.json")))
     published = [p for p in shards.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
     assert not published
-    done = _run(root, "extract")
+    done = _run(cli, root, "extract")
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((_results(root, "extract") / "metrics.json").read_text())
     assert 0 < metrics["computed_samples"] < metrics["num_samples"] == 60  # resumed: finished shards kept
@@ -147,18 +137,18 @@ def test_kill_during_extraction_then_resume_gives_the_clean_features(root, reque
         np.testing.assert_array_equal(_features(root)[name], array)
 
 
-def test_kill_during_a_stage_then_resume_gives_the_clean_results(clean, root):
+def test_kill_during_a_stage_then_resume_gives_the_clean_results(cli, clean, root):
     shutil.copytree(_cache(clean) / "features", _cache(root) / "features")  # the stage starts with matching
-    process = _start(root)
+    process = _start(cli, root)
     runs = root / "outputs" / "runs" / "layers_cka"
     _kill_when(process, lambda: runs.is_dir() and any(runs.glob("*/results.partial-*")))
     assert not _results(root).exists()
-    done = _run(root)
+    done = _run(cli, root)
     assert done.returncode == 0, done.stderr[-3000:]
     _same_results(root, clean)
 
 
-def test_corrupt_features_and_a_truncated_rsm_cache_are_recomputed(clean, root):
+def test_corrupt_features_and_a_truncated_rsm_cache_are_recomputed(cli, clean, root):
     _with_cache_of(clean, root)
     (entry,) = [p for p in (_cache(root) / "features").iterdir() if p.is_dir()]
     layer_file = entry / "layers" / "00_layer3.npy"
@@ -167,7 +157,7 @@ def test_corrupt_features_and_a_truncated_rsm_cache_are_recomputed(clean, root):
     layer_file.write_bytes(bytes(data))
     rsm_file = sorted((_cache(root) / "rsm").glob("*.npz"))[0]
     rsm_file.write_bytes(rsm_file.read_bytes()[:200])
-    done = _run(root)
+    done = _run(cli, root)
     assert done.returncode == 0, done.stderr[-3000:]
     log = done.stdout + done.stderr
     assert f"corrupt or truncated file {layer_file}: checksum" in log and "computing the feature set" in log
@@ -177,11 +167,12 @@ def test_corrupt_features_and_a_truncated_rsm_cache_are_recomputed(clean, root):
     _same_results(root, clean)
 
 
-def test_two_identical_runs_at_once_both_end_with_complete_results(clean, root):
+def test_two_identical_runs_at_once_both_end_with_complete_results(cli, clean, root):
     _with_cache_of(clean, root)
-    first, second = _start(root), _start(root)
-    outputs = [process.communicate(timeout=300)[0] for process in (first, second)]
-    assert first.returncode == 0 and second.returncode == 0, outputs
+    first, second = _start(cli, root), _start(cli, root)
+    codes = [process.wait() for process in (first, second)]
+    outputs = [process.output() for process in (first, second)]
+    assert codes == [0, 0], outputs
     results = _results(root)
     assert {"config.json", "config.yaml", "stage.json", "status.json"} <= {p.name for p in results.iterdir()}
     assert not list(results.parent.glob("results.partial-*"))
@@ -190,7 +181,7 @@ def test_two_identical_runs_at_once_both_end_with_complete_results(clean, root):
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
-def test_a_full_disk_during_extraction_is_a_clear_error(root):
+def test_a_full_disk_during_extraction_is_a_clear_error(cli, root):
     cache = root / "small"
     cache.mkdir()
     mounted = subprocess.run(
@@ -199,7 +190,7 @@ def test_a_full_disk_during_extraction_is_a_clear_error(root):
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        done = _run(root, "extract", SEMRSM_CACHE=str(cache))
+        done = _run(cli, root, "extract", SEMRSM_CACHE=str(cache))
     finally:
         subprocess.run(["umount", str(cache)], check=True)
     assert done.returncode == 1, done.stderr[-3000:]

@@ -1,9 +1,8 @@
-"""experiments/run.py end to end: the extract stage on the synthetic dataset with a random-init ResNet18."""
+"""experiments/run.py end to end (forked runs, see tests/cli_runs.py): the extract stage on the synthetic dataset
+with a random-init ResNet18, and the one-paragraph errors of bad options."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 
 from semrsm.pipeline.feature_store import FeatureSet
 
-RUN = Path(__file__).resolve().parents[2] / "experiments" / "run.py"
 ARGS = [
     "experiment=extract",
     "dataset=synthetic",
@@ -25,17 +23,15 @@ ARGS = [
 ]
 
 
-def _run(tmp_path, *args):
+@pytest.fixture
+def run(cli, tmp_path):
     env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, str(RUN), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    return done
+    return lambda *args: cli.run(list(args), cwd=tmp_path, env=env)
 
 
 @pytest.mark.slow
-def test_extract_stage_writes_features_and_logs_them(tmp_path):
-    done = _run(tmp_path, *ARGS)
+def test_extract_stage_writes_features_and_logs_them(tmp_path, run):
+    done = run(*ARGS)
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "runs" / "extract").iterdir()
     assert "backbone.pretrained=false" in run_dir.name and (run_dir / ".hydra" / "config.yaml").is_file()
@@ -51,8 +47,8 @@ def test_extract_stage_writes_features_and_logs_them(tmp_path):
     assert np.isfinite(features.layer("layer4")).all()
 
 
-def test_unknown_option_fails_listing_choices(tmp_path):
-    done = _run(tmp_path, "backbone=resnet19")
+def test_unknown_option_fails_listing_choices(run):
+    done = run("backbone=resnet19")
     assert (
         done.returncode != 0
         and "Available options in 'backbone'" in done.stderr
@@ -60,8 +56,8 @@ def test_unknown_option_fails_listing_choices(tmp_path):
     )
 
 
-def test_missing_checkpoint_fails_fast_with_one_clean_paragraph(tmp_path):
-    done = _run(tmp_path, "experiment=translated_crops", "logger=none")  # default: the trained ResNet18
+def test_missing_checkpoint_fails_fast_with_one_clean_paragraph(tmp_path, run):
+    done = run("experiment=translated_crops", "logger=none")  # default: the trained ResNet18
     assert done.returncode == 1
     checkpoint = tmp_path / "outputs" / "checkpoints" / "resnet18_synthetic_seed0.pt"
     assert f"FileNotFoundError: No trained checkpoint for backbone 'resnet18' at {checkpoint}" in done.stderr
@@ -73,8 +69,8 @@ def test_missing_checkpoint_fails_fast_with_one_clean_paragraph(tmp_path):
     assert "Traceback" in json.loads((failed / "status.json").read_text())["traceback"]
 
 
-def test_bad_option_fails_with_one_clean_paragraph(tmp_path):
-    done = _run(tmp_path, "+experiment.layer=[layer4]", "logger=none")
+def test_bad_option_fails_with_one_clean_paragraph(run):
+    done = run("+experiment.layer=[layer4]", "logger=none")
     assert done.returncode == 1
     assert "ValueError: unknown key(s) experiment.layer; valid keys of experiment" in done.stderr
     assert "Traceback" not in done.stderr
