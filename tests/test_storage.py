@@ -18,6 +18,7 @@ from semrsm.storage import (
     atomic_save_npz,
     atomic_write_json,
     checksum,
+    concatenated_checksum,
     content_hash,
     file_checksum,
     file_lock,
@@ -73,6 +74,18 @@ def test_checksums_detect_a_flipped_byte_and_a_truncation(tmp_path):
     path.write_bytes(bytes(data[:500]))
     with pytest.raises(CorruptFileError, match="500 bytes, expected 16384"):
         verify_file(path, size, expected)
+
+
+def test_the_checksum_of_a_concatenation_comes_from_its_parts_checksums():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lengths = rng.choice([0, 1, 3, 8, 255, 4096, int(rng.integers(0, 70_000))], size=rng.integers(1, 5))
+        parts = [rng.integers(0, 256, size=n, dtype=np.uint8).tobytes() for n in lengths]
+        combined = concatenated_checksum((checksum(part), len(part)) for part in parts)
+        assert combined == checksum(b"".join(parts)), lengths
+    assert concatenated_checksum([]) == checksum(b"")
+    with pytest.raises(ValueError, match="not a checksum of this module: 'md5:00'"):
+        concatenated_checksum([("md5:00", 2)])
 
 
 def test_truncated_json_and_npz_raise_errors_naming_the_file(tmp_path):

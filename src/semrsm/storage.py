@@ -87,6 +87,47 @@ def checksum(data: bytes | memoryview | np.ndarray) -> str:
     return f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
+def _gf2_apply(matrix: list[int], vector: int) -> int:
+    """The 32x32 matrix over GF(2) (one 32-bit column per entry) times ``vector``."""
+    result, column = 0, 0
+    while vector:
+        if vector & 1:
+            result ^= matrix[column]
+        vector >>= 1
+        column += 1
+    return result
+
+
+def crc32_combine(first: int, second: int, second_length: int) -> int:
+    """The CRC-32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and ``len(b)``, without reading either: the CRC of
+    ``a`` is carried through ``len(b)`` zero bytes by repeated squaring of the one-zero-bit operator (zlib's
+    ``crc32_combine``, which Python's zlib does not expose)."""
+    if second_length < 0:
+        raise ValueError(f"second_length must be >= 0, got {second_length}")
+    operator = [0xEDB88320] + [1 << bit for bit in range(31)]  # the CRC register after one more zero bit
+    for _ in range(3):  # one zero byte = eight zero bits
+        operator = [_gf2_apply(operator, column) for column in operator]
+    crc = first
+    while second_length:
+        if second_length & 1:
+            crc = _gf2_apply(operator, crc)
+        second_length >>= 1
+        if second_length:
+            operator = [_gf2_apply(operator, column) for column in operator]
+    return crc ^ second
+
+
+def concatenated_checksum(parts: Iterable[tuple[str, int]]) -> str:
+    """``checksum`` of the concatenation of buffers given as (their ``checksum``, their length in bytes)."""
+    crc = 0
+    for part, length in parts:
+        algorithm, _, digits = part.partition(":")
+        if algorithm != "crc32" or len(digits) != 8:
+            raise ValueError(f"not a checksum of this module: {part!r}")
+        crc = crc32_combine(crc, int(digits, 16), length)
+    return f"crc32:{crc:08x}"
+
+
 def file_checksum(path: str | os.PathLike) -> str:
     """``checksum`` of a whole file, read in chunks."""
     value = 0

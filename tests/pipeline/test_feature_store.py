@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from semrsm.pipeline.feature_store import FeatureSet, ShardedFeatureWriter, feature_key, open_feature_set
-from semrsm.storage import CorruptFileError, NoSpaceError
+from semrsm.storage import CorruptFileError, NoSpaceError, file_checksum
 
 LAYOUTS = {"conv": "NCHW", "tok": "NTD"}
 N = 7
@@ -25,6 +25,14 @@ def _rows(n=N):
 
 def _add(writer, idx, features, logits, samples):
     writer.add(idx, {k: v[idx] for k, v in features.items()}, [samples[i] for i in idx], logits[idx])
+
+
+def _assert_manifest_checksums_match_the_files(entry):
+    """The manifest's checksums are combined from the shards' (finalize does not read the files again)."""
+    recorded = json.loads((entry / "manifest.json").read_text())["checksums"]
+    assert len(recorded) == 4  # samples.json, two layers, logits
+    for name, record in recorded.items():
+        assert record == {"bytes": (entry / name).stat().st_size, "checksum": file_checksum(entry / name)}
 
 
 def test_feature_key_is_stable_and_order_independent():
@@ -57,6 +65,7 @@ def test_round_trip_both_layouts(tmp_path, dtype):
         "x": 1
     }
     assert not writer.partial_dir.exists()
+    _assert_manifest_checksums_match_the_files(fs.path)
     with pytest.raises(ValueError, match="unknown layer 'nope'"):
         fs.layer("nope")
 
@@ -69,7 +78,9 @@ def test_shards_survive_a_kill_and_only_the_rest_is_pending(tmp_path):
     resumed = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
     assert resumed.pending_indices() == [3, 4, 5, 6]
     _add(resumed, [3, 4, 5, 6], features, logits, samples)
-    np.testing.assert_array_equal(resumed.finalize().layer("tok"), features["tok"].astype(np.float32))
+    finished = resumed.finalize()
+    np.testing.assert_array_equal(finished.layer("tok"), features["tok"].astype(np.float32))
+    _assert_manifest_checksums_match_the_files(finished.path)
 
 
 def test_changed_shard_plan_discards_old_shards(tmp_path):

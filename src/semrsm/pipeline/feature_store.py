@@ -7,15 +7,16 @@ Layout of one complete entry ``<root>/<key>/``::
     layers/<nn>_<layer>.npy  one memory-mappable array per tapped layer, (N, C, H, W) or (N, T, D)
     logits.npy             (N, K) float32, only for backbones with a classification head
 
-While it is being computed the entry lives in ``<root>/<key>.partial/``: its per-layer arrays are
-preallocated there once the first batch gives their shapes, and every batch is written straight into its rows.
-Samples are grouped into fixed-size shards; a shard is finished once its rows are flushed and its marker
-file (holding its samples and the checksum of its rows in every array) is written atomically, so a killed
-extraction resumes with unfinished shards only; a resume re-checks the rows of every finished shard and redoes
-those that no longer match. The arrays' blocks are reserved on disk before they are memory-mapped, so a full
-disk is an error naming the directory, not a SIGBUS. The complete entry appears with one ``os.replace``:
-readers see all of it or nothing. Its manifest records the size and checksum of every file, checked when the
-entry is opened: a corrupt or truncated entry raises ``CorruptFileError`` naming the file, never loads.
+While it is being computed the entry lives in ``<root>/<key>.partial/``: its per-layer arrays are preallocated
+there once the first batch gives their shapes, and every batch is written straight into its rows. Samples are
+grouped into fixed-size shards; a shard is finished once its rows are written and its marker file (holding its
+samples and the checksum of its rows in every array) is written atomically, so a killed extraction resumes with
+unfinished shards only; a resume re-checks the rows of every finished shard and redoes those that no longer match
+(rows an OS crash lost from the page cache, a flipped byte). The arrays' blocks are reserved on disk before they
+are memory-mapped, so a full disk is an error naming the directory, not a SIGBUS. The complete entry appears with
+one ``os.replace``: readers see all of it or nothing. Its manifest records the size and checksum of every file (an
+array's combined from its shards' checksums, so finishing reads nothing again), checked when the entry is opened: a
+corrupt or truncated entry raises ``CorruptFileError`` naming the file, never loads.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from semrsm.storage import (
     CorruptFileError,
     atomic_write_json,
     checksum,
+    concatenated_checksum,
     content_hash,
     disk_full_as_error,
     file_checksum,
@@ -189,7 +191,7 @@ class ShardedFeatureWriter:
     """Writes one store entry in place in fixed-size shards of samples, resumable, published atomically.
 
     Sample ``i`` belongs to shard ``i // shard_size``. Rows may arrive in any batch size; each batch is
-    written straight into the preallocated memory-mapped arrays, and a shard is marked finished (rows flushed,
+    written straight into the preallocated memory-mapped arrays, and a shard is marked finished (its rows hashed,
     then a marker file written atomically) once all its rows have arrived. ``pending_indices()`` lists the
     samples of unfinished shards, so a restarted extraction computes only those. Call under ``store_lock``.
     """
@@ -332,14 +334,13 @@ class ShardedFeatureWriter:
                 self._pending[shard] = _ShardSamples(self.shard_range(shard))
             self._pending[shard].put(index, samples[row])
         completed = [shard for shard, shard_samples in self._pending.items() if shard_samples.full]
-        if completed:
-            for output in outputs.values():
-                output.flush()
-            for shard in completed:
-                rows = self.shard_range(shard)
-                sums = {name: checksum(output[rows.start : rows.stop]) for name, output in outputs.items()}
-                record = {"samples": self._pending.pop(shard).samples, "checksums": sums}
-                atomic_write_json(self._marker(shard), record)
+        # No msync before a shard's marker: the rows are in the page cache, which outlives a killed process; what
+        # an OS crash could lose is caught by the rows' checksums when the extraction resumes.
+        for shard in completed:
+            rows = self.shard_range(shard)
+            sums = {name: checksum(output[rows.start : rows.stop]) for name, output in outputs.items()}
+            record = {"samples": self._pending.pop(shard).samples, "checksums": sums}
+            atomic_write_json(self._marker(shard), record)
 
     def _convert(self, layer: str, array: np.ndarray, batch: int) -> np.ndarray:
         array = np.asarray(array)
@@ -403,14 +404,16 @@ class ShardedFeatureWriter:
         if missing or self._pending:
             raise RuntimeError(f"cannot finalize {self.key}: shards {missing} not written yet")
         self._arrays = None
-        shapes = {
-            name: list(np.load(self.entry_dir / path, mmap_mode="r").shape)
-            for name, path in self._paths.items()
-        }
-        samples = [s for shard in range(self.num_shards) for s in read_json(self._marker(shard))["samples"]]
-        atomic_write_json(self.entry_dir / "samples.json", samples)
-        files = ["samples.json", *(str(path) for path in self._paths.values())]
-        checksums = _file_records(self.entry_dir, files)
+        arrays = {name: np.load(self.entry_dir / path, mmap_mode="r") for name, path in self._paths.items()}
+        shapes = {name: list(array.shape) for name, array in arrays.items()}
+        records = [read_json(self._marker(shard)) for shard in range(self.num_shards)]
+        atomic_write_json(
+            self.entry_dir / "samples.json", [s for record in records for s in record["samples"]]
+        )
+        checksums = _file_records(self.entry_dir, ["samples.json"])
+        for name, array in arrays.items():
+            checksums[str(self._paths[name])] = self._array_record(name, array, records)
+        del arrays
         atomic_write_json(
             self.entry_dir / "manifest.json",
             {
@@ -431,8 +434,29 @@ class ShardedFeatureWriter:
         target = self.root / self.key
         publish_dir(self.entry_dir, target)
         shutil.rmtree(self.partial_dir, ignore_errors=True)
-        _VERIFIED[target] = _identity(target, checksums)  # just hashed: opening it need not hash it again
+        _VERIFIED[target] = _identity(
+            target, checksums
+        )  # every row checked: opening it need not hash it again
         return FeatureSet(target)
+
+    def _array_record(
+        self, name: str, array: np.memmap, shards: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """The manifest record of a finished array file, its checksum combined from the .npy header's and the
+        shards' (hashed when their rows were written, re-checked when a resume began): the file is not read
+        again."""
+        path = Path(array.filename)
+        size = path.stat().st_size
+        row_bytes = array.strides[0] if array.shape[0] else 0
+        with open(path, "rb") as handle:
+            header = handle.read(array.offset)
+        parts = [(checksum(header), len(header))]
+        for shard, record in enumerate(shards):
+            rows = self.shard_range(shard)
+            parts.append((record["checksums"][name], len(rows) * row_bytes))
+        if sum(length for _, length in parts) != size or not array.flags.c_contiguous:
+            return _file_records(path.parent, [path.name])[path.name]  # not header + rows: hash the file
+        return {"bytes": size, "checksum": concatenated_checksum(parts)}
 
 
 def _read_or_none(path: Path) -> Any:
