@@ -1,8 +1,12 @@
 import numpy as np
+import pytest
 import torch
 
 from semrsm import semantic_rsm
 from semrsm.bench import engine
+from semrsm.bench.extraction import benchmark_extraction
+from semrsm.data import synthetic_tinyimagenet
+from semrsm.models import build_backbone
 from semrsm.similarity import workloads
 from semrsm.similarity.matcher_quality import matcher_table
 
@@ -46,3 +50,14 @@ def test_engine_vs_reference_reports_ratios_and_agreement():
     result = engine.engine_vs_reference(n=5, size=4, channels=3, features="iid", matchers=("lapjv",))
     assert result["pairs"] == 10 and result["max_abs_diff"] < 1e-6
     assert result["lapjv"]["speedup_vs_serial"] > 0 and result["pool_pairs_per_s"] > 0
+
+
+def test_extraction_bench_times_both_loops_on_the_same_data(tmp_path):
+    dataset = synthetic_tinyimagenet(tmp_path, split="val", num_classes=2, train_per_class=1, val_per_class=3)
+    backbone = build_backbone("resnet18", pretrained=False, img_size=64)
+    result = benchmark_extraction(dataset, backbone, batch_size=4, repeats=2)
+    assert result["samples"] == 6 and result["bare_s"] > 0 and result["extract_s"] > 0
+    assert result["ratio"] == pytest.approx(result["extract_s"] / result["bare_s"])
+    assert len(result["pair_ratios"]) == 2 and all(ratio > 0 for ratio in result["pair_ratios"])
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        benchmark_extraction(dataset, backbone, repeats=0)
