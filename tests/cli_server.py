@@ -3,8 +3,8 @@
 It imports the CLI's modules once (PyTorch, Lightning, Hydra, every stage: about 10 s on 2 cores) and then
 forks one child per requested run; each child sets its working directory, environment, argv and output files
 and runs experiments/run.py as ``__main__``, as ``python experiments/run.py ...`` would, exiting with its exit
-code. Nothing
-computes before a fork (no thread pool exists yet), so every child starts from the same just-imported state.
+code. Nothing computes before a fork and no thread runs (checked), so every child starts from the same
+just-imported state, safe to fork.
 
 Protocol: one JSON request per line on stdin, one JSON answer per line on stdout.
     {"start": {"args": [...], "cwd": ..., "env": {...}, "stdout": path, "stderr": path}}  ->  {"pid": n}
@@ -16,6 +16,7 @@ import os
 import runpy
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def _import_the_cli_modules() -> None:
     from semrsm.pipeline.stages import available_stages
 
     available_stages()
+    if threading.active_count() != 1:
+        raise RuntimeError(f"importing the CLI started threads, unsafe to fork: {threading.enumerate()}")
 
 
 def _open(path: str) -> int:
