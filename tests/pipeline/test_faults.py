@@ -1,7 +1,8 @@
-"""Faults a user meets, end to end through experiments/run.py (forked runs, see tests/cli_runs.py): kill -9 during extraction and during a stage, a
-corrupted feature array, a truncated RSM cache file, two identical runs at once, a full disk. Each ends in a
-clear message or a correct recomputation; results after a fault equal those of a clean run, bit for bit (same
-machine, same code: the engine's results do not depend on tiling, and the stored arrays are checked)."""
+"""Faults a user meets, end to end through experiments/run.py (forked runs, see tests/cli_runs.py): kill -9 during
+extraction and during a stage, a corrupted feature array, a truncated RSM cache file, two identical runs at once,
+a full disk. Each ends in a clear message or a correct recomputation; results after a fault equal those of a
+clean run, bit for bit (same machine, same code: the engine's results do not depend on tiling, and the stored
+arrays are checked)."""
 
 import json
 import os

@@ -164,6 +164,17 @@ def test_a_resume_redoes_finished_shards_whose_rows_changed(tmp_path, caplog):
     np.testing.assert_array_equal(resumed.finalize().layer("conv"), features["conv"].astype(np.float32))
 
 
+def test_finalize_refuses_an_array_file_longer_than_its_rows(tmp_path):
+    features, logits, samples = _rows()
+    writer = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)
+    _add(writer, list(range(N)), features, logits, samples)
+    with open(writer.entry_dir / "layers" / "01_tok.npy", "ab") as handle:
+        handle.write(b"stray")
+    with pytest.raises(CorruptFileError, match=r"01_tok\.npy: \d+ bytes, expected \d+ \(header and 7 rows\)"):
+        writer.finalize()
+    assert open_feature_set(tmp_path, writer.key) is None
+
+
 def test_a_truncated_shard_marker_counts_as_unfinished(tmp_path):
     features, logits, samples = _rows()
     first = ShardedFeatureWriter(tmp_path, {"x": 1}, N, LAYOUTS, shard_size=3, has_logits=True)

@@ -434,9 +434,8 @@ class ShardedFeatureWriter:
         target = self.root / self.key
         publish_dir(self.entry_dir, target)
         shutil.rmtree(self.partial_dir, ignore_errors=True)
-        _VERIFIED[target] = _identity(
-            target, checksums
-        )  # every row checked: opening it need not hash it again
+        # every row was hashed as it was written (or re-checked on resume): opening it need not hash it again
+        _VERIFIED[target] = _identity(target, checksums)
         return FeatureSet(target)
 
     def _array_record(
@@ -446,16 +445,14 @@ class ShardedFeatureWriter:
         shards' (hashed when their rows were written, re-checked when a resume began): the file is not read
         again."""
         path = Path(array.filename)
-        size = path.stat().st_size
-        row_bytes = array.strides[0] if array.shape[0] else 0
         with open(path, "rb") as handle:
             header = handle.read(array.offset)
         parts = [(checksum(header), len(header))]
         for shard, record in enumerate(shards):
-            rows = self.shard_range(shard)
-            parts.append((record["checksums"][name], len(rows) * row_bytes))
-        if sum(length for _, length in parts) != size or not array.flags.c_contiguous:
-            return _file_records(path.parent, [path.name])[path.name]  # not header + rows: hash the file
+            parts.append((record["checksums"][name], len(self.shard_range(shard)) * array.strides[0]))
+        size, expected = path.stat().st_size, sum(length for _, length in parts)
+        if size != expected:
+            raise CorruptFileError(path, f"{size} bytes, expected {expected} (header and {len(array)} rows)")
         return {"bytes": size, "checksum": concatenated_checksum(parts)}
 
 
