@@ -23,6 +23,11 @@ from pathlib import Path
 SERVER = Path(__file__).with_name("cli_server.py")
 
 
+def run_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run under ``root`` (SEMRSM_ROOT), offline, W&B disabled, plus ``extra``."""
+    return {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", **extra}
+
+
 @dataclass
 class Completed:
     """The part of ``subprocess.CompletedProcess`` the tests read."""
@@ -33,7 +38,7 @@ class Completed:
 
 
 class CliProcess:
-    """One forked run, its stdout and stderr going to one file (as ``Popen(stderr=STDOUT)``)."""
+    """One forked run; its stdout and stderr go to files, one file for both when started that way."""
 
     def __init__(self, server: CliServer, pid: int, stdout: Path, stderr: Path):
         self._server, self.pid, self._stdout, self._stderr = server, pid, stdout, stderr

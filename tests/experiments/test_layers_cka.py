@@ -2,11 +2,11 @@
 
 import json
 import math
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runs import run_env
 from scipy import stats
 from stage_runs import run_tiny
 
@@ -102,8 +102,7 @@ def test_token_backbone_has_one_spatial_size(root):
 
 @pytest.mark.slow
 def test_cli_names_the_chosen_backbone_and_reuses_the_caches(cli, root, resnet_run):
-    env = {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    done = cli.run([*TINY, "backbone=resnet18_synthetic"], cwd=root, env=env)
+    done = cli.run([*TINY, "backbone=resnet18_synthetic"], cwd=root, env=run_env(root))
     assert done.returncode == 0, done.stderr[-3000:]
     (results,) = (root / "outputs" / "runs" / "layers_cka").glob("*/results")
     diagonal, _ = tables(results)

@@ -3,7 +3,6 @@ rsm_tiles stage, and a whole stage in two DDP processes on the CPU (gloo) starte
 Results are compared bit for bit with a whole computation: the engine's products do not depend on the tiling (same
 machine and BLAS)."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_runs import run_env
 from stage_runs import tiny_feature_set
 from test_rsm_tiles import LAYERS, REPO, TINY, compose_tiny
 
@@ -111,7 +111,7 @@ def test_a_stage_under_torchrun_with_two_processes_gives_the_tables_of_one_proce
     overrides = ["experiment.layers=[layer4]", "rsm.num_tiles=6", "experiment.queries_shown=0", "logger=none"]
     cfg = compose_tiny(tmp_path, *overrides, experiment="retrieval")
     load_features(cfg)  # extracted here, so the two ranks only match
-    env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    env = run_env(tmp_path)
     command = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]
     trainer = ["rsm.trainer.devices=2", "rsm.trainer.strategy=ddp"]
     run = [str(REPO / "experiments" / "run.py"), "experiment=retrieval", *TINY, *overrides, *trainer]

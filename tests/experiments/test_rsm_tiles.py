@@ -2,7 +2,6 @@
 
 import logging
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from cli_runs import run_env
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from stage_runs import tiny_feature_set
@@ -348,7 +348,7 @@ def test_stage_rejects_bad_tiles(tmp_path, overrides, message):
 
 @pytest.mark.slow
 def test_joblib_multirun_of_tiles_assembles_the_entry(tmp_path):
-    env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    env = run_env(tmp_path)
     sweep_args = ["experiment.layers=[layer4]", "experiment.tile_index=0,1,2", "rsm.num_tiles=3"]
     run = [
         sys.executable,

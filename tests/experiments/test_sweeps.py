@@ -1,12 +1,12 @@
-"""Hydra multiruns of experiments/run.py (forked runs, see tests/cli_runs.py): one aggregated table per sweep at multirun end (the joblib launcher runs
-in tests/experiments/test_rsm_tiles.py); a rerun reuses finished jobs; the cluster launcher configs compose."""
+"""Hydra multiruns of experiments/run.py (forked runs, see tests/cli_runs.py): one aggregated table per sweep at
+multirun end (the joblib launcher runs in tests/experiments/test_rsm_tiles.py); a rerun reuses finished jobs; the
+cluster launcher configs compose."""
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_runs import CliServer, Completed
+from cli_runs import CliServer, Completed, run_env
 from hydra import compose, initialize_config_dir
 
 from semrsm.pipeline.config import register_resolvers
@@ -24,8 +24,7 @@ TINY_SYNTHETIC = [
 
 
 def _multirun(cli: CliServer, root: Path, *args: str) -> Completed:
-    env = {**os.environ, "SEMRSM_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    done = cli.run(["-m", *args], cwd=root, env=env, timeout=600)
+    done = cli.run(["-m", *args], cwd=root, env=run_env(root), timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     return done
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_runs import CliProcess, CliServer, Completed
+from cli_runs import CliProcess, CliServer, Completed, run_env
 
 from semrsm.storage import file_lock
 
@@ -39,14 +39,7 @@ pytestmark = pytest.mark.slow
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
     """Runs under ``root``, all reading one generated data set (so their feature keys agree)."""
-    return {
-        **os.environ,
-        "SEMRSM_ROOT": str(root),
-        "SEMRSM_DATA": str(root.parent / "shared-data"),
-        "WANDB_MODE": "disabled",
-        "HF_HUB_OFFLINE": "1",
-        **extra,
-    }
+    return run_env(root, SEMRSM_DATA=str(root.parent / "shared-data"), **extra)
 
 
 def _run(cli: CliServer, root: Path, experiment: str = "layers_cka", **env: str) -> Completed:

@@ -2,11 +2,11 @@
 with a random-init ResNet18, and the one-paragraph errors of bad options."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import run_env
 
 from semrsm.pipeline.feature_store import FeatureSet
 
@@ -25,8 +25,7 @@ ARGS = [
 
 @pytest.fixture
 def run(cli, tmp_path):
-    env = {**os.environ, "SEMRSM_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    return lambda *args: cli.run(list(args), cwd=tmp_path, env=env)
+    return lambda *args: cli.run(list(args), cwd=tmp_path, env=run_env(tmp_path))
 
 
 @pytest.mark.slow
